@@ -1,0 +1,149 @@
+"""Baking: the default project's exact contents, derived names, licenses, re-runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PAPER_TYPES, TEMPLATE, bake_ok, project_files
+
+PKG = "attention_is_all_you_need"
+EXPECTED_DEFAULT_FILES = {
+    ".gitignore",
+    "LICENSE",
+    "README.md",
+    "PAPER.md",
+    "CHECKPOINTS.md",
+    "pyproject.toml",
+    f"src/{PKG}/__init__.py",
+    f"src/{PKG}/data.py",
+    f"src/{PKG}/model.py",
+    f"src/{PKG}/loss.py",
+    f"src/{PKG}/train.py",
+    f"src/{PKG}/eval.py",
+    f"src/{PKG}/runtime.py",
+    f"src/{PKG}/checkpoint.py",
+    f"src/{PKG}/configs/__init__.py",
+    f"src/{PKG}/configs/train.yaml",
+    f"src/{PKG}/configs/eval.yaml",
+    f"src/{PKG}/configs/data/reversal.yaml",
+    f"src/{PKG}/configs/model/transformer.yaml",
+    f"src/{PKG}/configs/optim/adamw.yaml",
+    f"src/{PKG}/configs/trainer/default.yaml",
+    f"src/{PKG}/configs/experiment/reference.yaml",
+    "tests/conftest.py",
+    "tests/test_data.py",
+    "tests/test_model.py",
+    "tests/test_loss.py",
+    "tests/test_gradients.py",
+    "tests/test_init.py",
+    "tests/test_overfit.py",
+    "tests/test_end_to_end.py",
+    "tests/test_transformer_pitfalls.py",
+}
+
+
+def test_default_names_are_derived_from_the_title(default_project):
+    assert default_project.name == "attention-is-all-you-need"
+    assert (default_project / "src" / PKG).is_dir()
+
+
+def test_default_project_has_exactly_the_expected_files(default_project):
+    assert project_files(default_project) == EXPECTED_DEFAULT_FILES
+
+
+def test_no_template_syntax_is_left(default_project):
+    for rel in project_files(default_project):
+        text = (default_project / rel).read_text(encoding="utf-8")
+        for marker in ("{{", "}}", "{%", "%}", "cookiecutter"):
+            assert marker not in rel, f"{marker!r} in file name {rel}"
+        for marker in ("{{", "{%", "{#", "cookiecutter."):
+            assert marker not in text, f"{marker!r} left in {rel}"
+
+
+def test_configs_and_metadata_parse(default_project):
+    for path in default_project.rglob("*.yaml"):
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+    meta = tomllib.loads((default_project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert meta["project"]["name"] == "attention-is-all-you-need"
+    assert meta["project"]["requires-python"] == ">=3.10"
+    assert meta["project"]["scripts"]["attention-is-all-you-need-train"] == f"{PKG}.train:main"
+
+
+def test_shared_and_per_type_files_never_overlap():
+    # The post-generation hook moves a paper type's files over the shared tree; a
+    # path present in both would silently replace the shared file.
+    root = TEMPLATE / "{{cookiecutter.paper_slug}}"
+    shared = {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+    for paper_type in PAPER_TYPES:
+        type_root = root / "_paper_types" / paper_type
+        assert type_root.is_dir(), f"paper type {paper_type} has no _paper_types folder"
+        for path in type_root.rglob("*"):
+            if path.is_file():
+                assert path.relative_to(type_root) not in shared, path
+
+
+@pytest.mark.parametrize(
+    "title, slug, package",
+    [
+        ("3D Gaussian Splatting for Real-Time Radiance Field Rendering",
+         "3d-gaussian-splatting-for-real-time-radiance",
+         "paper_3d_gaussian_splatting_for_real_time_radiance"),
+        ("🚀🤖", "paper", "paper"),
+        ("Über Attention: Naïve Vision", "uber-attention-naive-vision", "uber_attention_naive_vision"),
+    ],
+)  # fmt: skip
+def test_awkward_titles_derive_valid_names(cookies, title, slug, package):
+    project = bake_ok(cookies, paper_title=title)
+    assert project.name == slug
+    assert len(slug) <= 48
+    assert (project / "src" / package / "train.py").is_file()
+
+
+@pytest.mark.parametrize(
+    "license_name, phrase",
+    [
+        ("MIT", "Permission is hereby granted, free of charge"),
+        ("Apache-2.0", "Apache License\n                        Version 2.0"),
+        ("BSD-3-Clause", "Redistribution and use in source and binary forms"),
+        ("Proprietary", "All rights reserved."),
+    ],
+)
+def test_each_license_bakes_its_text(cookies, license_name, phrase):
+    project = bake_ok(cookies, license=license_name, author_name="Ada Lovelace")
+    text = (project / "LICENSE").read_text(encoding="utf-8")
+    assert phrase in text
+    if license_name != "Apache-2.0":  # Apache's notice goes in a NOTICE line, not here
+        assert re.search(r"Copyright \(c\) \d{4},? Ada Lovelace", text)
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_baking_again_over_the_same_project_changes_nothing(cookies, tmp_path):
+    # Hooks must be idempotent: cruft and --overwrite-if-exists run them again.
+    from cookiecutter.main import cookiecutter
+
+    first = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path)))
+    before = {rel: (first / rel).read_bytes() for rel in project_files(first)}
+    second = Path(
+        cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path), overwrite_if_exists=True)
+    )
+    assert second == first
+    assert {rel: (first / rel).read_bytes() for rel in project_files(first)} == before
+
+
+@pytest.mark.parametrize("package_name", ["attention_is_all_you_need", "r" * 64, "p"])
+def test_baked_code_lints_and_is_formatted_at_any_name_length(cookies, package_name):
+    # The package name appears in imports and strings; the baked code must pass its
+    # own `ruff check` and `ruff format --check` for the shortest and longest names.
+    project = bake_ok(cookies, package_name=package_name)
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--no-cache", "."],
+            cwd=project, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,118 @@
+"""Install the default baked project and use it as a user would: its own tests, its
+linters, and a short train + eval through the command line."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import site
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+PKG = "attention_is_all_you_need"
+
+
+def run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def installed(default_project, tmp_path_factory):
+    """A fresh venv holding the baked project installed the way its README says
+    (pip install -e ".[dev]"), which sees the packages of the interpreter running
+    these tests (torch, hydra, ...) so that nothing large is downloaded again."""
+    venv = tmp_path_factory.mktemp("venv")
+    run([sys.executable, "-m", "venv", str(venv)], cwd=default_project)
+    python = venv / "bin" / "python"
+    # --system-site-packages would expose the base interpreter, not this one (which
+    # is often itself a venv): a .pth file appends this interpreter's site-packages
+    # after the new venv's own.
+    venv_site = run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        cwd=default_project,
+    ).stdout.strip()
+    Path(venv_site, "_parent_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    run(
+        [str(python), "-m", "pip", "install", "--no-build-isolation", "-q", "-e", ".[dev]"],
+        cwd=default_project,
+    )
+    return default_project, python
+
+
+def test_baked_tests_pass(installed):
+    project, python = installed
+    result = run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
+
+
+def test_baked_slow_tests_pass(installed):
+    project, python = installed
+    result = run([str(python), "-m", "pytest", "-q", "-m", "slow", "-p", "no:cacheprovider"], cwd=project)
+    assert re.search(r"[1-9]\d* passed", result.stdout), result.stdout[-2000:]
+
+
+def test_baked_project_lints_clean(installed):
+    project, python = installed
+    run([str(python), "-m", "ruff", "check", "--no-cache", "."], cwd=project)
+    run([str(python), "-m", "ruff", "format", "--check", "--no-cache", "."], cwd=project)
+
+
+def test_short_train_then_eval_from_the_command_line(installed, tmp_path):
+    project, python = installed
+    run_dir = tmp_path / "run"
+    train = python.parent / "attention-is-all-you-need-train"  # the console script
+    run(
+        [str(train), "trainer.max_steps=30", "trainer.eval_every=15", f"hydra.run.dir={run_dir}"],
+        cwd=project,
+    )
+    logged = json.loads((run_dir / "metrics.json").read_text())
+    assert logged["step"] == 30
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    result = run([str(python), "-m", f"{PKG}.eval", f"ckpt_path={ckpt}", "split=val"], cwd=project)
+    printed = json.loads(result.stdout.strip().splitlines()[-1])  # last line: one JSON object
+    assert printed["split"] == "val" and printed["step"] == 30
+    assert printed["seq_acc"] == pytest.approx(logged["val/seq_acc"])
+    assert json.loads((run_dir / "eval_val.json").read_text())["loss"] == printed["loss"]
+
+
+def test_eval_without_a_checkpoint_says_what_to_pass(installed, tmp_path):
+    project, python = installed
+    result = subprocess.run(
+        [str(python), "-m", f"{PKG}.eval", "ckpt_path=latest"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "found no checkpoints/last.pt" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_third_party_import_is_a_declared_dependency(default_project):
+    # The install above sees this interpreter's packages, so an undeclared import
+    # would still work there; catch it here instead.
+    meta = tomllib.loads((default_project / "pyproject.toml").read_text())
+    declared = {re.split(r"[<>=!~\[ ]", d)[0] for d in meta["project"]["dependencies"]}
+    distribution = {"hydra": "hydra-core"}
+    for path in (default_project / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                assert distribution.get(top, top) in declared, f"{path.name} imports {top}"

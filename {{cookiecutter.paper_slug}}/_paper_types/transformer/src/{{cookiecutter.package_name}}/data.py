@@ -1,0 +1,84 @@
+"""Data: a synthetic sequence-reversal task for a decoder-only transformer.
+
+Each example is one token sequence
+
+    x_1 ... x_L  SEP  x_L ... x_1
+
+The model reads it left to right and must predict the reversed half. Reversal is a
+good smoke test for a transformer: it cannot be solved without attention (the answer
+at step t lives L-t positions back) nor without positional information (a bag of
+tokens does not say which one came last).
+
+Splits are plain tensors held in memory. Training batches are taken by indexing a
+shuffled permutation (see ``train.shuffled_batches``), which is far cheaper than a
+DataLoader collating one Python object per example.
+
+Contract shared with the rest of the package (every paper type provides it):
+- ``spec(cfg)`` -> dict of the sizes the model needs to know.
+- ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "targets": Tensor}}.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Targets at positions that carry no answer are set to IGNORE so the loss skips them
+# (the same sentinel value as F.cross_entropy's ignore_index default).
+IGNORE = -100
+
+SPLITS = ("train", "val", "test")
+
+
+def spec(cfg) -> dict[str, int]:
+    """Sizes derived from the data config that the model must agree with."""
+    return {
+        # Symbols 0..num_symbols-1, plus one separator token.
+        "vocab_size": cfg.num_symbols + 1,
+        # The model sees every token but the last (it only predicts from it).
+        "context_length": 2 * cfg.seq_len,
+    }
+
+
+def separator(cfg) -> int:
+    return cfg.num_symbols
+
+
+def _unique_sequences(cfg, count: int) -> torch.Tensor:
+    """Draw ``count`` distinct random sequences, in a seed-determined order."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    space = cfg.num_symbols**cfg.seq_len
+    if count > space:
+        raise ValueError(
+            f"data asks for {count} distinct sequences but only {space} exist; "
+            "lower data.num_train/num_val/num_test or raise data.seq_len"
+        )
+    seqs = torch.empty(0, cfg.seq_len, dtype=torch.long)
+    while len(seqs) < count:
+        # Oversample, then drop duplicates. torch.unique sorts the rows, so shuffle
+        # afterwards with the same generator to keep the order random but seeded.
+        draw = torch.randint(cfg.num_symbols, (2 * count, cfg.seq_len), generator=generator)
+        seqs = torch.unique(torch.cat([seqs, draw]), dim=0)
+    order = torch.randperm(len(seqs), generator=generator)[:count]
+    return seqs[order]
+
+
+def encode(cfg, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Turn source sequences [N, L] into next-token inputs and targets [N, 2L]."""
+    n, length = sequences.shape
+    sep = torch.full((n, 1), separator(cfg), dtype=torch.long)
+    full = torch.cat([sequences, sep, sequences.flip(1)], dim=1)  # [N, 2L + 1]
+    inputs = full[:, :-1]
+    targets = full[:, 1:].clone()
+    # Target position j predicts token j+1. The first L targets are the source
+    # sequence and the separator: unknowable or trivial, so they do not count.
+    targets[:, :length] = IGNORE
+    return {"inputs": inputs, "targets": targets}
+
+
+def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
+    """Disjoint train/val/test splits, identical for identical configs."""
+    sizes = [cfg.num_train, cfg.num_val, cfg.num_test]
+    sequences = _unique_sequences(cfg, sum(sizes))
+    # Rows are distinct, so cutting one list into slices gives disjoint splits.
+    chunks = torch.split(sequences, sizes)
+    return {name: encode(cfg, chunk) for name, chunk in zip(SPLITS, chunks, strict=True)}

@@ -1,0 +1,60 @@
+"""Loss and metrics for next-token prediction on the reversal task.
+
+Every reduction is written out:
+- a position counts only if its target is not ``IGNORE`` (the reversed half);
+- ``loss`` is the mean negative log-likelihood over all counted tokens in the batch
+  (sum over counted tokens / number of counted tokens), which is what
+  ``F.cross_entropy(..., ignore_index=-100)`` computes;
+- per-example metrics average over that example's counted tokens, and evaluation
+  averages them over examples. Every example here has the same number of counted
+  tokens, so both views agree; with ragged answers they would not.
+
+Contract shared with the rest of the package (every paper type provides it):
+``loss_fn``, ``metrics_fn``, ``HEADLINE_METRIC`` and ``expected_loss_at_init``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .data import IGNORE
+
+# The number the example is judged by (PAPER.md), and the value train() returns.
+HEADLINE_METRIC = "seq_acc"
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor):
+    """Negative log-likelihood per position [B, T] and the mask of counted ones."""
+    counted = targets != IGNORE
+    log_probs = logits.log_softmax(dim=-1)  # stable: never exp() raw logits
+    # gather needs a valid index everywhere; ignored positions are masked out below.
+    safe_targets = targets.masked_fill(~counted, 0)
+    nll = -log_probs.gather(-1, safe_targets.unsqueeze(-1)).squeeze(-1)
+    return nll * counted, counted
+
+
+def loss_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean NLL over counted tokens of the batch: a scalar to minimise."""
+    nll, counted = token_nll(logits, batch["targets"])
+    return nll.sum() / counted.sum()
+
+
+def metrics_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-example metrics, each of shape [B]; evaluation averages them."""
+    targets = batch["targets"]
+    nll, counted = token_nll(logits, targets)
+    n_counted = counted.sum(dim=1)
+    correct = (logits.argmax(dim=-1) == targets) & counted
+    return {
+        "loss": nll.sum(dim=1) / n_counted,
+        "token_acc": correct.sum(dim=1) / n_counted,
+        # A sequence is right only if every answer token is right.
+        "seq_acc": (correct.sum(dim=1) == n_counted).float(),
+    }
+
+
+def expected_loss_at_init(data_spec: dict[str, int]) -> float:
+    """Loss of a uniform guess over the vocabulary: what an untrained model should show."""
+    return math.log(data_spec["vocab_size"])

@@ -1,0 +1,56 @@
+"""Data (phase 1): shapes, dtypes, the task's rules, determinism, disjoint splits."""
+
+from __future__ import annotations
+
+import torch
+
+from {{ cookiecutter.package_name }}.data import (
+    IGNORE,
+    SPLITS,
+    build_splits,
+    separator,
+)
+
+
+def test_split_shapes_and_dtypes(cfg, splits, data_spec):
+    sizes = {"train": cfg.data.num_train, "val": cfg.data.num_val, "test": cfg.data.num_test}
+    length = 2 * cfg.data.seq_len
+    assert set(splits) == set(SPLITS)
+    for name, split in splits.items():
+        assert split["inputs"].shape == (sizes[name], length)
+        assert split["targets"].shape == (sizes[name], length)
+        assert split["inputs"].dtype == split["targets"].dtype == torch.long
+        assert split["inputs"].min() >= 0 and split["inputs"].max() < data_spec["vocab_size"]
+    assert length <= data_spec["context_length"]
+
+
+def test_targets_are_the_reversed_sequence_and_nothing_else(cfg, splits):
+    inputs, targets = splits["train"]["inputs"], splits["train"]["targets"]
+    L = cfg.data.seq_len
+    source = inputs[:, :L]
+    assert torch.all(inputs[:, L] == separator(cfg.data))
+    # Only the answer half counts; it is the source read backwards.
+    assert torch.all(targets[:, :L] == IGNORE)
+    assert torch.equal(targets[:, L:], source.flip(1))
+    # Next-token alignment: the model sees answer token k as input k+1 (teacher forcing).
+    assert torch.equal(inputs[:, L + 1 :], targets[:, L:-1])
+
+
+def test_same_seed_same_data_other_seed_other_data(cfg):
+    again = build_splits(cfg.data)
+    other_cfg = cfg.data.copy()
+    other_cfg.seed = cfg.data.seed + 1
+    other = build_splits(other_cfg)
+    for name in SPLITS:
+        assert torch.equal(again[name]["inputs"], build_splits(cfg.data)[name]["inputs"])
+    assert not torch.equal(again["train"]["inputs"], other["train"]["inputs"])
+
+
+def test_splits_share_no_sequence(splits):
+    # A test sequence seen in training would inflate held-out accuracy.
+    seen = {}
+    for name in SPLITS:
+        for row in splits[name]["inputs"].tolist():
+            key = tuple(row)
+            assert key not in seen, f"a sequence is in both {seen[key]} and {name}"
+            seen[key] = name

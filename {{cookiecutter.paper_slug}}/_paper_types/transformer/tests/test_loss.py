@@ -1,0 +1,56 @@
+"""Loss (phase 3): known values, agreement with PyTorch, and which positions count."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from {{ cookiecutter.package_name }}.data import (
+    IGNORE,
+)
+from {{ cookiecutter.package_name }}.loss import (
+    loss_fn,
+    metrics_fn,
+)
+
+
+def test_known_values():
+    targets = torch.tensor([[IGNORE, 2, 0]])
+    batch = {"targets": targets}
+    uniform = torch.zeros(1, 3, 5)
+    assert loss_fn(uniform, batch).item() == pytest.approx(math.log(5))
+    confident = torch.full((1, 3, 5), -30.0)
+    confident[0, 1, 2] = confident[0, 2, 0] = 30.0
+    assert loss_fn(confident, batch).item() == pytest.approx(0.0, abs=1e-6)
+    m = metrics_fn(confident, batch)
+    assert m["token_acc"].item() == m["seq_acc"].item() == 1.0
+
+
+def test_equals_cross_entropy_with_ignore_index():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 6, 7)
+    targets = torch.randint(7, (4, 6))
+    targets[:, :3] = IGNORE
+    expected = F.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1), ignore_index=IGNORE)
+    assert loss_fn(logits, {"targets": targets}).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_ignored_positions_do_not_affect_the_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 5)
+    targets = torch.tensor([[IGNORE, IGNORE, 1, 2], [IGNORE, IGNORE, 3, 4]])
+    changed = logits.clone()
+    changed[:, :2] = 100 * torch.randn(2, 2, 5)  # wild logits where nothing counts
+    batch = {"targets": targets}
+    assert loss_fn(changed, batch).item() == pytest.approx(loss_fn(logits, batch).item())
+
+
+def test_sequence_accuracy_needs_every_answer_token():
+    targets = torch.tensor([[IGNORE, 1, 2], [IGNORE, 1, 2]])
+    logits = F.one_hot(torch.tensor([[0, 1, 2], [0, 1, 0]]), 3).float()
+    m = metrics_fn(logits, {"targets": targets})
+    assert m["token_acc"].tolist() == [1.0, 0.5]
+    assert m["seq_acc"].tolist() == [1.0, 0.0]

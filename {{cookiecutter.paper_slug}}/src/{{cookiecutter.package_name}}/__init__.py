@@ -1,0 +1,5 @@
+"""Reproduction code for the paper described in PAPER.md.
+
+Modules, in the order the method builds them: data, model, loss, train, eval.
+Support: runtime (seeds, device), checkpoint (save/load).
+"""

@@ -1,0 +1,98 @@
+"""Evaluation: metrics of a trained checkpoint on a held-out split.
+
+    python -m {{ cookiecutter.package_name }}.eval ckpt_path=runs/<date>/<time>/checkpoints/last.pt
+    python -m {{ cookiecutter.package_name }}.eval ckpt_path=latest split=val
+
+Prints the metrics as one JSON object on a line of its own (scripts can parse the
+last line of stdout) and writes them to ``eval_<split>.json`` in the checkpoint's
+run directory (or to ``output=...``).
+
+The model and data are rebuilt from the config stored in the checkpoint, so the
+evaluation always matches what was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import build_splits, spec
+from .loss import metrics_fn
+from .model import build_model
+from .runtime import pick_device
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, split, batch_size: int) -> dict[str, float]:
+    """Mean of each per-example metric over the whole split, in eval mode.
+
+    Batches are taken in order (no shuffling, no dropped tail), so the result does
+    not depend on the batch size beyond floating-point rounding.
+    """
+    was_training = model.training
+    model.eval()  # dropout off; results must not depend on randomness
+    n = len(split["targets"])
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, n, batch_size):
+        batch = {name: tensor[start : start + batch_size] for name, tensor in split.items()}
+        for name, values in metrics_fn(model(batch["inputs"]), batch).items():
+            sums[name] = sums.get(name, 0) + values.float().sum()  # float32: MPS has no float64
+    model.train(was_training)
+    # One host sync for all metrics, at the end.
+    return {name: total.item() / n for name, total in sums.items()}
+
+
+def latest_checkpoint(root: Path = Path("runs")) -> Path:
+    """The most recently written ``checkpoints/last.pt`` below ``root``."""
+    found = sorted(root.glob("**/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise CheckpointError(
+            f"ckpt_path=latest found no checkpoints/last.pt under {root.resolve()}; "
+            "train first or pass ckpt_path=<file>"
+        )
+    return found[-1]
+
+
+def evaluate_checkpoint(
+    ckpt_path: str | Path, split: str = "test", batch_size: int = 512, device: str = "auto"
+) -> dict[str, float]:
+    """Rebuild model and data from the checkpoint's config and evaluate on ``split``."""
+    device = pick_device(device)
+    state = load_checkpoint(ckpt_path, map_location=device)
+    cfg = OmegaConf.create(state["config"])
+    splits = build_splits(cfg.data)
+    if split not in splits:
+        raise ValueError(f"split={split!r} is not one of {sorted(splits)}")
+    model = build_model(cfg.model, spec(cfg.data)).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"checkpoint {ckpt_path} does not fit the model its config describes: "
+            f"{str(err).splitlines()[0]}"
+        ) from None
+    data = {name: tensor.to(device) for name, tensor in splits[split].items()}
+    return {"split": split, "step": state["step"], **evaluate(model, data, batch_size)}
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    try:
+        ckpt = latest_checkpoint() if cfg.ckpt_path == "latest" else Path(cfg.ckpt_path)
+        metrics = evaluate_checkpoint(ckpt, cfg.split, cfg.batch_size, cfg.device)
+    except CheckpointError as err:
+        raise SystemExit(f"error: {err}") from None
+    metrics["ckpt_path"] = str(ckpt)
+    # <run dir>/checkpoints/last.pt -> <run dir>/eval_<split>.json
+    output = Path(cfg.output) if cfg.output else ckpt.parent.parent / f"eval_{cfg.split}.json"
+    output.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps(metrics), flush=True)
+
+
+if __name__ == "__main__":
+    main()

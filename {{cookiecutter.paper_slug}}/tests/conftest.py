@@ -1,0 +1,88 @@
+"""Shared fixtures: the composed config, the data, a fresh model, a small batch.
+
+Every test builds on the same entry points the training script uses (data.spec,
+data.build_splits, model.build_model, loss.loss_fn), so a test that passes here
+checks the code that actually trains.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from torch import nn
+
+import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }}.data import (
+    build_splits,
+    spec,
+)
+from {{ cookiecutter.package_name }}.model import (
+    build_model,
+)
+
+CONFIG_DIR = Path(package.__file__).parent / "configs"
+
+
+def compose_config(*overrides: str, config_name: str = "train"):
+    """The config Hydra would build for ``python -m ...train <overrides>``."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+@pytest.fixture(scope="session")
+def cfg():
+    return compose_config()
+
+
+@pytest.fixture(scope="session")
+def data_spec(cfg):
+    return spec(cfg.data)
+
+
+@pytest.fixture(scope="session")
+def splits(cfg):
+    return build_splits(cfg.data)
+
+
+@pytest.fixture
+def model(cfg, data_spec):
+    torch.manual_seed(0)
+    return build_model(cfg.model, data_spec)
+
+
+@pytest.fixture
+def batch(splits):
+    """The first 16 training examples."""
+    return {name: tensor[:16] for name, tensor in splits["train"].items()}
+
+
+@pytest.fixture
+def forward_with_input_grad():
+    """Run a model and also return the first differentiable view of its inputs.
+
+    Float inputs (images, observations) are that view themselves. Integer inputs
+    (token ids) have no gradient, so the output of the first nn.Embedding is used.
+    """
+
+    def run(model: nn.Module, inputs: torch.Tensor):
+        if inputs.is_floating_point():
+            x = inputs.clone().requires_grad_(True)
+            return model(x), x
+        captured = {}
+
+        def keep_output(module, args, output):
+            output.retain_grad()
+            captured["x"] = output
+
+        embedding = next(m for m in model.modules() if isinstance(m, nn.Embedding))
+        handle = embedding.register_forward_hook(keep_output)
+        try:
+            outputs = model(inputs)
+        finally:
+            handle.remove()
+        return outputs, captured["x"]
+
+    return run

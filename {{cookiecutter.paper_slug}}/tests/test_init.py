@@ -1,0 +1,22 @@
+"""Loss at initialisation: an untrained model should be no better than a fair guess."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from {{ cookiecutter.package_name }}.loss import (
+    expected_loss_at_init,
+    loss_fn,
+)
+
+
+def test_loss_at_init_matches_a_uniform_guess(model, splits, data_spec):
+    # Far above the expected value: over-confident initial outputs (init scale too
+    # large), which wastes the first part of training undoing them. Far below: the
+    # targets leak into the inputs.
+    subset = {name: tensor[:256] for name, tensor in splits["val"].items()}
+    model.eval()
+    with torch.no_grad():
+        loss = loss_fn(model(subset["inputs"]), subset).item()
+    assert loss == pytest.approx(expected_loss_at_init(data_spec), abs=0.05)
