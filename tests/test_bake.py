@@ -66,6 +66,18 @@ def test_no_template_syntax_is_left(default_project):
             assert marker not in text, f"{marker!r} left in {rel}"
 
 
+def test_jinja_leaves_no_stray_whitespace(default_project):
+    # Jinja tags and includes easily leave trailing spaces or doubled blank lines,
+    # which the baked project's own whitespace hooks would then reject.
+    for rel in project_files(default_project):
+        text = (default_project / rel).read_text(encoding="utf-8")
+        assert text.endswith("\n") and not text.endswith("\n\n"), f"{rel}: not one final newline"
+        for number, line in enumerate(text.splitlines(), 1):
+            assert line == line.rstrip(), f"{rel}:{number}: trailing whitespace"
+        if rel.endswith(".md"):
+            assert "\n\n\n" not in text, f"{rel}: more than one blank line in a row"
+
+
 def test_configs_and_metadata_parse(default_project):
     for path in default_project.rglob("*.yaml"):
         yaml.safe_load(path.read_text(encoding="utf-8"))

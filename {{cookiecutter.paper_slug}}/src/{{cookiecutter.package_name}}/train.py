@@ -78,10 +78,12 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float)
 
 
 class JsonlLog:
-    """Append-only metrics log: one JSON object per line, flushed as written."""
+    """Metrics log: one JSON object per line, flushed as written (readable mid-run)."""
 
     def __init__(self, path: Path):
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        # "w": a run started in an existing directory replaces its log, as it
+        # replaces metrics.json and the checkpoint.
+        self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
     def write(self, record: dict) -> None:
         self.file.write(json.dumps(record) + "\n")
