@@ -86,14 +86,20 @@ def test_short_train_then_eval_from_the_command_line(installed, tmp_path):
     assert json.loads((run_dir / "eval_val.json").read_text())["loss"] == printed["loss"]
 
 
-def test_eval_without_a_checkpoint_says_what_to_pass(installed, tmp_path):
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        (None, "say which checkpoint: ckpt_path=<file> or ckpt_path=latest"),
+        ("ckpt_path=latest", "found no checkpoints/last.pt"),
+        ("ckpt_path=missing.pt", "checkpoint missing.pt does not exist"),
+    ],
+)
+def test_eval_without_a_usable_checkpoint_says_what_to_pass(installed, tmp_path, argument, message):
     project, python = installed
-    result = subprocess.run(
-        [str(python), "-m", f"{PKG}.eval", "ckpt_path=latest"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    command = [str(python), "-m", f"{PKG}.eval", *([argument] if argument else [])]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "found no checkpoints/last.pt" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -82,6 +82,8 @@ def evaluate_checkpoint(
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
 def main(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise SystemExit("error: say which checkpoint: ckpt_path=<file> or ckpt_path=latest")
     try:
         ckpt = latest_checkpoint() if cfg.ckpt_path == "latest" else Path(cfg.ckpt_path)
         metrics = evaluate_checkpoint(ckpt, cfg.split, cfg.batch_size, cfg.device)

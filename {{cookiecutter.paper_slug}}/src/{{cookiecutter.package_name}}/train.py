@@ -122,7 +122,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
 
     metrics_log = JsonlLog(run_dir / "metrics.jsonl")
     val = evaluate(model, splits["val"], tc.eval_batch_size)
-    metrics_log.write({"step": 0, **{f"val/{k}": v for k, v in val.items()}})
+    metrics_log.write({"step": 0, **prefixed("val", val)})
     log.info("step 0 (init) | val %s", _fmt(val))
 
     def checkpoint(step: int, val: dict[str, float]) -> None:
@@ -132,7 +132,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
             "scheduler": scheduler.state_dict(),
             "step": step,
             "config": OmegaConf.to_container(cfg, resolve=True),
-            "metrics": {f"val/{k}": v for k, v in val.items()},
+            "metrics": prefixed("val", val),
         }
         save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
 
@@ -172,7 +172,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
             progress.set_postfix(loss=f"{train_loss:.4f}")
         if step % tc.eval_every == 0 or step == tc.max_steps:
             val = evaluate(model, splits["val"], tc.eval_batch_size)
-            metrics_log.write({"step": step, **{f"val/{k}": v for k, v in val.items()}})
+            metrics_log.write({"step": step, **prefixed("val", val)})
             log.info("step %d | train loss %.4f | val %s", step, train_loss, _fmt(val))
             checkpoint(step, val)
     metrics_log.close()
@@ -180,7 +180,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     final = {
         "step": tc.max_steps,
         "train/loss": train_loss,
-        **{f"val/{k}": v for k, v in val.items()},
+        **prefixed("val", val),
         "train_seconds": round(time.perf_counter() - start, 2),
         "device": str(device),
     }
@@ -191,6 +191,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         run_dir / "checkpoints" / "last.pt",
     )
     return val[HEADLINE_METRIC]
+
+
+def prefixed(split: str, metrics: dict[str, float]) -> dict[str, float]:
+    """{"loss": 0.1} -> {"val/loss": 0.1}: the names used in the logs and metrics.json."""
+    return {f"{split}/{name}": value for name, value in metrics.items()}
 
 
 def _fmt(metrics: dict[str, float]) -> str:
