@@ -18,14 +18,14 @@ from pathlib import Path
 PAPER_TYPE = "{{ cookiecutter.paper_type }}"  # a choice: one of a fixed list of names
 PACKAGE = "{{ cookiecutter.package_name }}"  # checked by pre_gen_project.py
 PROJECT = Path.cwd()  # cookiecutter runs hooks inside the new project
-DOC_FRAGMENTS = "_docs"  # per-type text included into the shared Markdown files
+FRAGMENTS = "_fragments"  # per-type text included into shared files, not copied
 
 
 def overlay(source: Path, target: Path) -> None:
     """Move every file under ``source`` to the same relative path under ``target``."""
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
-        if not path.is_file() or relative.parts[0] == DOC_FRAGMENTS:
+        if not path.is_file() or relative.parts[0] == FRAGMENTS:
             continue
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Shared fixtures: the composed config, the data, a fresh model, a small batch.
 
 Every test builds on the same entry points the training script uses (data.spec,
-data.build_splits, model.build_model, loss.loss_fn), so a test that passes here
-checks the code that actually trains.
+data.build_splits, data.train_batches, model.build_model, loss.loss_fn), so a test
+that passes here checks the code that actually trains.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.data import (
     build_splits,
     spec,
+    train_batches,
 )
 from {{ cookiecutter.package_name }}.model import (
     build_model,
@@ -54,9 +55,22 @@ def model(cfg, data_spec):
 
 
 @pytest.fixture
-def batch(splits):
-    """The first 16 training examples."""
-    return {name: tensor[:16] for name, tensor in splits["train"].items()}
+def draw_batch(splits, model):
+    """``draw_batch(size)``: one batch exactly as the training loop draws it
+    (augmented, if the paper type augments; collected with ``model``, if the data
+    depends on the model)."""
+
+    def draw(size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        return next(train_batches(splits["train"], size, generator, model))
+
+    return draw
+
+
+@pytest.fixture
+def batch(draw_batch):
+    """A training batch of 16 examples."""
+    return draw_batch(16)
 
 
 @pytest.fixture

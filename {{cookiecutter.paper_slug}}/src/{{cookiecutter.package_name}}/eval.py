@@ -36,11 +36,11 @@ def evaluate(model: torch.nn.Module, split, batch_size: int) -> dict[str, float]
     """
     was_training = model.training
     model.eval()  # dropout off; results must not depend on randomness
-    n = len(split["targets"])
+    n = len(next(iter(split.values())))
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, n, batch_size):
         batch = {name: tensor[start : start + batch_size] for name, tensor in split.items()}
-        for name, values in metrics_fn(model(batch["inputs"]), batch).items():
+        for name, values in metrics_fn(model, batch).items():
             sums[name] = sums.get(name, 0) + values.float().sum()  # float32: MPS has no float64
     model.train(was_training)
     # One host sync for all metrics, at the end.

@@ -1,4 +1,4 @@
-"""Run-time set-up shared by training and evaluation: seeds and device."""
+"""Run-time plumbing shared by every paper type: seeds, device, batching."""
 
 from __future__ import annotations
 
@@ -31,3 +31,20 @@ def pick_device(name: str = "auto") -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def shuffled_batches(split: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator):
+    """Endless batches from in-memory tensors, reshuffled every epoch.
+
+    Batches are made by indexing whole tensors with a slice of a permutation: no
+    per-example Python work. The ragged tail of each epoch is dropped so every step
+    sees a full batch (a tiny last batch would get the same weight as a full one).
+    """
+    n = len(next(iter(split.values())))
+    batch_size = min(batch_size, n)
+    device = next(iter(split.values())).device
+    while True:
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            yield {name: tensor[index] for name, tensor in split.items()}

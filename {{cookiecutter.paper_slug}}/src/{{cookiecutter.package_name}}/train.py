@@ -32,30 +32,13 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from .checkpoint import save_checkpoint
-from .data import build_splits, spec
+from .data import build_splits, spec, train_batches
 from .eval import evaluate
 from .loss import HEADLINE_METRIC, loss_fn
 from .model import build_model
 from .runtime import pick_device, seed_everything
 
 log = logging.getLogger(__name__)
-
-
-def shuffled_batches(split, batch_size: int, generator: torch.Generator):
-    """Endless training batches from in-memory tensors, reshuffled every epoch.
-
-    Batches are made by indexing whole tensors with a slice of a permutation: no
-    per-example Python work. The ragged tail of each epoch is dropped so every step
-    sees a full batch (a tiny last batch would get the same weight as a full one).
-    """
-    n = len(split["targets"])
-    batch_size = min(batch_size, n)
-    device = split["targets"].device
-    while True:
-        order = torch.randperm(n, generator=generator).to(device)
-        for start in range(0, n - batch_size + 1, batch_size):
-            index = order[start : start + batch_size]
-            yield {name: tensor[index] for name, tensor in split.items()}
 
 
 def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
@@ -136,7 +119,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         }
         save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
 
-    batches = shuffled_batches(splits["train"], tc.batch_size, generator)
+    batches = train_batches(splits["train"], tc.batch_size, generator, model)
     # Summed on the device and read back only at log time: .item() every step
     # would force the host to wait for the accelerator each iteration.
     loss_sum = torch.zeros((), device=device)

@@ -25,7 +25,7 @@ def test_known_values():
     confident = torch.full((1, 3, 5), -30.0)
     confident[0, 1, 2] = confident[0, 2, 0] = 30.0
     assert loss_fn(confident, batch).item() == pytest.approx(0.0, abs=1e-6)
-    m = metrics_fn(confident, batch)
+    m = metrics_fn(lambda inputs: confident, {"inputs": None, **batch})
     assert m["token_acc"].item() == m["seq_acc"].item() == 1.0
 
 
@@ -51,6 +51,6 @@ def test_ignored_positions_do_not_affect_the_loss():
 def test_sequence_accuracy_needs_every_answer_token():
     targets = torch.tensor([[IGNORE, 1, 2], [IGNORE, 1, 2]])
     logits = F.one_hot(torch.tensor([[0, 1, 2], [0, 1, 0]]), 3).float()
-    m = metrics_fn(logits, {"targets": targets})
+    m = metrics_fn(lambda inputs: logits, {"inputs": None, "targets": targets})
     assert m["token_acc"].tolist() == [1.0, 0.5]
     assert m["seq_acc"].tolist() == [1.0, 0.0]

@@ -10,17 +10,20 @@ at step t lives L-t positions back) nor without positional information (a bag of
 tokens does not say which one came last).
 
 Splits are plain tensors held in memory. Training batches are taken by indexing a
-shuffled permutation (see ``train.shuffled_batches``), which is far cheaper than a
+shuffled permutation (see ``runtime.shuffled_batches``), which is far cheaper than a
 DataLoader collating one Python object per example.
 
 Contract shared with the rest of the package (every paper type provides it):
 - ``spec(cfg)`` -> dict of the sizes the model needs to know.
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "targets": Tensor}}.
+- ``train_batches(split, batch_size, generator, model)`` -> endless training batches.
 """
 
 from __future__ import annotations
 
 import torch
+
+from .runtime import shuffled_batches
 
 # Targets at positions that carry no answer are set to IGNORE so the loss skips them
 # (the same sentinel value as F.cross_entropy's ignore_index default).
@@ -82,3 +85,9 @@ def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
     # Rows are distinct, so cutting one list into slices gives disjoint splits.
     chunks = torch.split(sequences, sizes)
     return {name: encode(cfg, chunk) for name, chunk in zip(SPLITS, chunks, strict=True)}
+
+
+def train_batches(split, batch_size: int, generator: torch.Generator, model=None):
+    """Endless shuffled training batches. The task needs no augmentation and does
+    not depend on the model (an RL collector would use it to act)."""
+    return shuffled_batches(split, batch_size, generator)

@@ -10,7 +10,8 @@ Every reduction is written out:
   tokens, so both views agree; with ragged answers they would not.
 
 Contract shared with the rest of the package (every paper type provides it):
-``loss_fn``, ``metrics_fn``, ``HEADLINE_METRIC`` and ``expected_loss_at_init``.
+``loss_fn``, ``metrics_fn``, ``HEADLINE_METRIC``, ``expected_loss_at_init`` and
+``memorised``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,12 @@ def loss_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tenso
     return nll.sum() / counted.sum()
 
 
-def metrics_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Per-example metrics, each of shape [B]; evaluation averages them."""
+def metrics_fn(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-example metrics of ``model`` on ``batch``, each of shape [B].
+
+    Evaluation averages them over the split; the caller sets eval mode and no_grad.
+    """
+    logits = model(batch["inputs"])
     targets = batch["targets"]
     nll, counted = token_nll(logits, targets)
     n_counted = counted.sum(dim=1)
@@ -53,6 +58,14 @@ def metrics_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str
         # A sequence is right only if every answer token is right.
         "seq_acc": (correct.sum(dim=1) == n_counted).float(),
     }
+
+
+def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
+    """The overfit checks' pass condition: every sequence of the batch exactly right
+    and every example's loss near zero."""
+    with torch.no_grad():
+        metrics = metrics_fn(model, batch)
+    return bool(metrics["seq_acc"].min() == 1 and metrics["loss"].max() < 0.01)
 
 
 def expected_loss_at_init(data_spec: dict[str, int]) -> float:
