@@ -13,7 +13,7 @@ import yaml
 from conftest import PAPER_TYPES, TEMPLATE, bake_ok, project_files
 
 PKG = "attention_is_all_you_need"
-EXPECTED_DEFAULT_FILES = {
+SHARED_FILES = {
     ".gitignore",
     "LICENSE",
     "README.md",
@@ -31,8 +31,6 @@ EXPECTED_DEFAULT_FILES = {
     f"src/{PKG}/configs/__init__.py",
     f"src/{PKG}/configs/train.yaml",
     f"src/{PKG}/configs/eval.yaml",
-    f"src/{PKG}/configs/data/reversal.yaml",
-    f"src/{PKG}/configs/model/transformer.yaml",
     f"src/{PKG}/configs/optim/adamw.yaml",
     f"src/{PKG}/configs/trainer/default.yaml",
     f"src/{PKG}/configs/experiment/reference.yaml",
@@ -44,7 +42,19 @@ EXPECTED_DEFAULT_FILES = {
     "tests/test_init.py",
     "tests/test_overfit.py",
     "tests/test_end_to_end.py",
-    "tests/test_transformer_pitfalls.py",
+}
+# What each paper type adds: its data and model configs and its pitfall tests.
+TYPE_FILES = {
+    "transformer": {
+        f"src/{PKG}/configs/data/reversal.yaml",
+        f"src/{PKG}/configs/model/transformer.yaml",
+        "tests/test_transformer_pitfalls.py",
+    },
+    "vision": {
+        f"src/{PKG}/configs/data/digits.yaml",
+        f"src/{PKG}/configs/model/cnn.yaml",
+        "tests/test_vision_pitfalls.py",
+    },
 }
 
 
@@ -53,8 +63,15 @@ def test_default_names_are_derived_from_the_title(default_project):
     assert (default_project / "src" / PKG).is_dir()
 
 
-def test_default_project_has_exactly_the_expected_files(default_project):
-    assert project_files(default_project) == EXPECTED_DEFAULT_FILES
+def test_every_paper_type_is_listed_here():
+    assert set(TYPE_FILES) == set(PAPER_TYPES)
+    assert PAPER_TYPES[0] == "transformer"  # the default
+
+
+@pytest.mark.parametrize("paper_type", PAPER_TYPES)
+def test_each_paper_type_bakes_exactly_its_files(cookies, paper_type):
+    project = bake_ok(cookies, paper_type=paper_type)
+    assert project_files(project) == SHARED_FILES | TYPE_FILES[paper_type]
 
 
 def test_no_template_syntax_is_left(default_project):

@@ -55,14 +55,14 @@ def model(cfg, data_spec):
 
 
 @pytest.fixture
-def draw_batch(splits, model):
+def draw_batch(cfg, splits, model):
     """``draw_batch(size)``: one batch exactly as the training loop draws it
     (augmented, if the paper type augments; collected with ``model``, if the data
     depends on the model)."""
 
     def draw(size: int, seed: int = 0) -> dict[str, torch.Tensor]:
         generator = torch.Generator().manual_seed(seed)
-        return next(train_batches(splits["train"], size, generator, model))
+        return next(train_batches(cfg.data, splits["train"], size, generator, model))
 
     return draw
 

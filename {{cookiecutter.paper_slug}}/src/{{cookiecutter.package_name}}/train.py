@@ -9,7 +9,7 @@ reference number in PAPER.md; the third overrides single values.
 
 Each run writes to its own directory (printed at the start):
     metrics.jsonl         one JSON object per logged step (train and val)
-    metrics.json          final validation metrics
+    metrics.json          final validation metrics (+ the paper type's summary)
     checkpoints/last.pt   weights, optimiser, schedule, step and resolved config
     .hydra/               the composed config and the overrides used
 
@@ -34,7 +34,7 @@ from tqdm import tqdm
 from .checkpoint import save_checkpoint
 from .data import build_splits, spec, train_batches
 from .eval import evaluate
-from .loss import HEADLINE_METRIC, loss_fn
+from .loss import HEADLINE_METRIC, loss_fn, summarise
 from .model import build_model
 from .runtime import pick_device, seed_everything
 
@@ -119,7 +119,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         }
         save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
 
-    batches = train_batches(splits["train"], tc.batch_size, generator, model)
+    batches = train_batches(cfg.data, splits["train"], tc.batch_size, generator, model)
     # Summed on the device and read back only at log time: .item() every step
     # would force the host to wait for the accelerator each iteration.
     loss_sum = torch.zeros((), device=device)
@@ -159,12 +159,19 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
             log.info("step %d | train loss %.4f | val %s", step, train_loss, _fmt(val))
             checkpoint(step, val)
     metrics_log.close()
+    train_seconds = time.perf_counter() - start
 
+    # The paper type's own look at the result (sample outputs, pictures, split-wide
+    # statistics); its numbers go into metrics.json next to the validation metrics.
+    model.eval()
+    with torch.no_grad():
+        summary = summarise(model, splits, run_dir)
     final = {
         "step": tc.max_steps,
         "train/loss": train_loss,
         **prefixed("val", val),
-        "train_seconds": round(time.perf_counter() - start, 2),
+        **summary,
+        "train_seconds": round(train_seconds, 2),
         "device": str(device),
     }
     (run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from {{ cookiecutter.package_name }}.data import (
 from {{ cookiecutter.package_name }}.loss import (
     loss_fn,
     metrics_fn,
+    summarise,
 )
 
 
@@ -54,3 +56,14 @@ def test_sequence_accuracy_needs_every_answer_token():
     m = metrics_fn(lambda inputs: logits, {"inputs": None, "targets": targets})
     assert m["token_acc"].tolist() == [1.0, 0.5]
     assert m["seq_acc"].tolist() == [1.0, 0.0]
+
+
+def test_summary_shows_prompts_targets_and_answers(model, splits, tmp_path):
+    model.eval()
+    with torch.no_grad():
+        assert summarise(model, splits, tmp_path) == {}
+    lines = (tmp_path / "predictions.txt").read_text().splitlines()
+    assert lines[0] == "prompt | target | predicted" and len(lines) == 9
+    prompt, target, _ = (ast.literal_eval(part) for part in lines[1].split(" | "))
+    # The target shown is the answer half: the prompt's symbols, reversed.
+    assert target == prompt[::-1]

@@ -16,7 +16,7 @@ DataLoader collating one Python object per example.
 Contract shared with the rest of the package (every paper type provides it):
 - ``spec(cfg)`` -> dict of the sizes the model needs to know.
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "targets": Tensor}}.
-- ``train_batches(split, batch_size, generator, model)`` -> endless training batches.
+- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
     return {name: encode(cfg, chunk) for name, chunk in zip(SPLITS, chunks, strict=True)}
 
 
-def train_batches(split, batch_size: int, generator: torch.Generator, model=None):
+def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):
     """Endless shuffled training batches. The task needs no augmentation and does
     not depend on the model (an RL collector would use it to act)."""
     return shuffled_batches(split, batch_size, generator)

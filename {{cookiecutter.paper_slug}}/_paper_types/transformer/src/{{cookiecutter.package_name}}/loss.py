@@ -10,13 +10,14 @@ Every reduction is written out:
   tokens, so both views agree; with ragged answers they would not.
 
 Contract shared with the rest of the package (every paper type provides it):
-``loss_fn``, ``metrics_fn``, ``HEADLINE_METRIC``, ``expected_loss_at_init`` and
-``memorised``.
+``loss_fn``, ``metrics_fn``, ``HEADLINE_METRIC``, ``expected_loss_at_init``,
+``memorised`` and ``summarise``.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -71,3 +72,23 @@ def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
 def expected_loss_at_init(data_spec: dict[str, int]) -> float:
     """Loss of a uniform guess over the vocabulary: what an untrained model should show."""
     return math.log(data_spec["vocab_size"])
+
+
+def summarise(model, splits, run_dir: Path, n_examples: int = 8) -> dict[str, float]:
+    """After training: write a few validation predictions to ``predictions.txt``.
+
+    Reading raw outputs catches what averages hide (an off-by-one shift, a copied
+    instead of reversed answer, one symbol always wrong)."""
+    batch = {name: tensor[:n_examples] for name, tensor in splits["val"].items()}
+    predicted = model(batch["inputs"]).argmax(dim=-1)
+    counted = batch["targets"] != IGNORE
+    lines = ["prompt | target | predicted"]
+    for prompt, target, guess, mask in zip(
+        batch["inputs"], batch["targets"], predicted, counted, strict=True
+    ):
+        length = int((~mask).sum())  # prompt positions carry no target
+        lines.append(
+            f"{prompt[:length].tolist()} | {target[mask].tolist()} | {guess[mask].tolist()}"
+        )
+    (Path(run_dir) / "predictions.txt").write_text("\n".join(lines) + "\n")
+    return {}

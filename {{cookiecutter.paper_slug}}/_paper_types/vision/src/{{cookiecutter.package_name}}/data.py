@@ -1,0 +1,92 @@
+"""Data: the scikit-learn digits, as normalised image tensors.
+
+1797 grey-scale 8x8 images of hand-written digits, 10 classes. They ship inside the
+scikit-learn package, so nothing is downloaded. Images are [N, C, H, W] float32
+tensors (C = 1), labels int64.
+
+Two rules every vision reproduction must keep, and the tests check:
+- normalisation statistics come from the training split only (computing them on
+  all data leaks the test set into preprocessing);
+- augmentation is applied to training batches only, and only transformations that
+  keep the label (a horizontal flip turns some digits into other symbols, so it is
+  not used here; small shifts are safe).
+
+Contract shared with the rest of the package (every paper type provides it):
+- ``spec(cfg)`` -> dict of the sizes the model needs to know.
+- ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "targets": Tensor}}.
+- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from sklearn.datasets import load_digits
+
+from .runtime import shuffled_batches
+
+SPLITS = ("train", "val", "test")
+PIXEL_MAX = 16.0  # the digits' raw pixel values are integers 0..16
+
+
+def spec(cfg) -> dict[str, int]:
+    return {"in_channels": 1, "image_size": 8, "num_classes": 10}
+
+
+def load_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """All images scaled to [0, 1] as [N, 1, 8, 8] float32, and their labels."""
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / PIXEL_MAX
+    return images, torch.tensor(digits.target, dtype=torch.long)
+
+
+def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
+    """Seeded disjoint splits, normalised with statistics of the training split."""
+    images, labels = load_images()
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed))
+    n_val = round(cfg.val_fraction * len(images))
+    n_test = round(cfg.test_fraction * len(images))
+    index = {
+        "test": order[:n_test],
+        "val": order[n_test : n_test + n_val],
+        "train": order[n_test + n_val :],
+    }
+    train_images = images[index["train"]]
+    # One mean and std per channel, over the training images only.
+    mean = train_images.mean(dim=(0, 2, 3), keepdim=True)
+    std = train_images.std(dim=(0, 2, 3), keepdim=True)
+    return {
+        name: {"inputs": (images[index[name]] - mean) / std, "targets": labels[index[name]]}
+        for name in SPLITS
+    }
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator):
+    """Move each image by up to ``max_shift`` pixels in x and y (a label-preserving
+    augmentation). Pixels shifted in take the image's background value: its
+    minimum, which is raw 0 after normalisation."""
+    if max_shift == 0:
+        return images
+    n, _, h, w = images.shape
+    background = images.amin(dim=(1, 2, 3), keepdim=True)
+    pad = max_shift
+    canvas = background.expand(n, images.size(1), h + 2 * pad, w + 2 * pad).clone()
+    canvas[:, :, pad : pad + h, pad : pad + w] = images
+    # One random offset per image; crop a window of the original size at it.
+    # The generator lives on the CPU; only the offsets travel to the device.
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(images.device)
+    arange = partial(torch.arange, device=images.device)
+    rows = (dy[:, None] + arange(h))[:, None, :, None]  # [N, 1, H, 1]
+    cols = (dx[:, None] + arange(w))[:, None, None, :]  # [N, 1, 1, W]
+    return canvas[
+        arange(n)[:, None, None, None], arange(images.size(1))[None, :, None, None], rows, cols
+    ]
+
+
+def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):
+    """Endless shuffled training batches, each image randomly shifted by up to
+    ``cfg.max_shift`` pixels (0 turns augmentation off). Evaluation reads the splits
+    directly: no augmentation, so it is deterministic."""
+    for batch in shuffled_batches(split, batch_size, generator):
+        yield {**batch, "inputs": random_shift(batch["inputs"], cfg.max_shift, generator)}

@@ -1,0 +1,74 @@
+"""Loss and metrics for classification.
+
+Every reduction is written out: ``loss`` is the mean over the batch of each
+example's negative log-likelihood of its true class (what ``F.cross_entropy``
+computes with its default ``reduction="mean"``). Metrics are per example;
+evaluation averages them over the split.
+
+Contract shared with the rest of the package (every paper type provides it):
+``loss_fn``, ``metrics_fn``, ``HEADLINE_METRIC``, ``expected_loss_at_init``,
+``memorised`` and ``summarise``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+# The number the example is judged by (PAPER.md), and the value train() returns.
+HEADLINE_METRIC = "acc"
+
+
+def example_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-log p(true class) per example, [N]; log_softmax is stable for any logits."""
+    log_probs = logits.log_softmax(dim=-1)
+    return -log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)
+
+
+def loss_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over the batch of the per-example NLL: a scalar to minimise."""
+    return example_nll(logits, batch["targets"]).mean()
+
+
+def metrics_fn(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-example metrics of ``model`` on ``batch``, each of shape [N].
+
+    Evaluation averages them over the split; the caller sets eval mode and no_grad.
+    """
+    logits = model(batch["inputs"])
+    return {
+        "loss": example_nll(logits, batch["targets"]),
+        "acc": (logits.argmax(dim=-1) == batch["targets"]).float(),
+    }
+
+
+def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
+    """The overfit checks' pass condition: every example classified right with a
+    loss near zero."""
+    with torch.no_grad():
+        metrics = metrics_fn(model, batch)
+    return bool(metrics["acc"].min() == 1 and metrics["loss"].max() < 0.01)
+
+
+def expected_loss_at_init(data_spec: dict[str, int]) -> float:
+    """Loss of a uniform guess over the classes: what an untrained model should show."""
+    return math.log(data_spec["num_classes"])
+
+
+def summarise(model, splits, run_dir: Path) -> dict[str, float]:
+    """After training: the validation confusion matrix in ``confusion.txt`` (rows:
+    true class, columns: predicted) and the accuracy of the worst class, which an
+    average over classes hides."""
+    val = splits["val"]
+    predicted = model(val["inputs"]).argmax(dim=-1)
+    n = int(val["targets"].max()) + 1
+    confusion = torch.zeros(n, n, dtype=torch.long)
+    confusion.index_put_(
+        (val["targets"].cpu(), predicted.cpu()), torch.ones_like(predicted.cpu()), accumulate=True
+    )
+    rows = [" ".join(f"{count:4d}" for count in row) for row in confusion.tolist()]
+    (Path(run_dir) / "confusion.txt").write_text("\n".join(rows) + "\n")
+    per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
+    return {"val/worst_class_acc": per_class.min().item()}
