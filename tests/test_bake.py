@@ -32,7 +32,6 @@ SHARED_FILES = {
     f"src/{PKG}/configs/train.yaml",
     f"src/{PKG}/configs/eval.yaml",
     f"src/{PKG}/configs/optim/adamw.yaml",
-    f"src/{PKG}/configs/trainer/default.yaml",
     f"src/{PKG}/configs/experiment/reference.yaml",
     "tests/conftest.py",
     "tests/test_data.py",
@@ -43,17 +42,25 @@ SHARED_FILES = {
     "tests/test_overfit.py",
     "tests/test_end_to_end.py",
 }
-# What each paper type adds: its data and model configs and its pitfall tests.
+# What each paper type adds: its data, model and trainer configs and its pitfall tests.
 TYPE_FILES = {
     "transformer": {
         f"src/{PKG}/configs/data/reversal.yaml",
+        f"src/{PKG}/configs/trainer/default.yaml",
         f"src/{PKG}/configs/model/transformer.yaml",
         "tests/test_transformer_pitfalls.py",
     },
     "vision": {
         f"src/{PKG}/configs/data/digits.yaml",
+        f"src/{PKG}/configs/trainer/default.yaml",
         f"src/{PKG}/configs/model/cnn.yaml",
         "tests/test_vision_pitfalls.py",
+    },
+    "generative": {
+        f"src/{PKG}/configs/data/binary_digits.yaml",
+        f"src/{PKG}/configs/trainer/default.yaml",
+        f"src/{PKG}/configs/model/vae.yaml",
+        "tests/test_generative_pitfalls.py",
     },
 }
 

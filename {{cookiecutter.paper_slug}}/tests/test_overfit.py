@@ -35,8 +35,8 @@ def steps_to_memorise(model, batch, cfg, max_steps: int, check_every: int = 10):
     "n_examples, max_steps",
     [
         (1, 200),
-        (10, 400),
-        pytest.param(100, 1500, marks=pytest.mark.slow),
+        (10, 600),
+        pytest.param(100, 3000, marks=pytest.mark.slow),
     ],
 )
 def test_model_memorises_a_few_examples(model, draw_batch, cfg, n_examples, max_steps):

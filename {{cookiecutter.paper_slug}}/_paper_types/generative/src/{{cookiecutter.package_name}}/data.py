@@ -1,0 +1,57 @@
+"""Data: the scikit-learn digits, binarised, as vectors of 64 pixels.
+
+1797 grey-scale 8x8 images of hand-written digits ship inside scikit-learn, so
+nothing is downloaded. Each pixel is binarised (on if at least half of full
+brightness), so that a Bernoulli likelihood per pixel is the right model: the
+targets of a Bernoulli decoder must lie in [0, 1], and here they are exactly 0 or 1.
+
+Every example also carries a ``seed``: evaluation draws the VAE's posterior noise
+from it, so an evaluated ELBO is the same number whatever the batching, during
+training and in eval.py alike (a plain random draw would make every evaluation
+differ a little).
+
+Contract shared with the rest of the package (every paper type provides it):
+- ``spec(cfg)`` -> dict of the sizes the model needs to know.
+- ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "seed": Tensor}}.
+- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+"""
+
+from __future__ import annotations
+
+import torch
+from sklearn.datasets import load_digits
+
+from .runtime import shuffled_batches
+
+SPLITS = ("train", "val", "test")
+PIXEL_MAX = 16.0  # the digits' raw pixel values are integers 0..16
+
+
+def spec(cfg) -> dict[str, int]:
+    return {"num_pixels": 64, "image_size": 8}
+
+
+def load_binary_images() -> torch.Tensor:
+    """All images as [N, 64] float32 vectors of exactly 0.0 or 1.0."""
+    images = torch.tensor(load_digits().images, dtype=torch.float32).flatten(1)
+    return (images / PIXEL_MAX >= 0.5).float()
+
+
+def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
+    """Seeded disjoint splits of the binarised images."""
+    images = load_binary_images()
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed))
+    n_val = round(cfg.val_fraction * len(images))
+    n_test = round(cfg.test_fraction * len(images))
+    index = {
+        "test": order[:n_test],
+        "val": order[n_test : n_test + n_val],
+        "train": order[n_test + n_val :],
+    }
+    # The image's position in the full data set doubles as its evaluation-noise seed.
+    return {name: {"inputs": images[index[name]], "seed": index[name]} for name in SPLITS}
+
+
+def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):
+    """Endless shuffled training batches; the inputs are also the targets."""
+    return shuffled_batches(split, batch_size, generator)

@@ -1,0 +1,90 @@
+"""Generative (VAE) pitfalls: a wrong KL, a sample gradients cannot pass through,
+targets a Bernoulli cannot model, and a latent code nobody uses.
+
+Each of these still trains and produces plausible pictures, which is why they
+survive into reproductions; the ELBO they report is simply not the ELBO.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from {{ cookiecutter.package_name }}.loss import (
+    active_units,
+    gaussian_kl,
+    reconstruction_nll,
+    summarise,
+)
+
+
+def random_posterior(n: int = 32, d: int = 8, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    mu = 2 * torch.randn(n, d, generator=generator)
+    logvar = 2 * torch.randn(n, d, generator=generator)
+    return mu, logvar
+
+
+def test_closed_form_kl_equals_torch_distributions():
+    mu, logvar = random_posterior()
+    q, p = Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)
+    torch.testing.assert_close(gaussian_kl(mu, logvar), kl_divergence(q, p).sum(dim=1))
+
+
+def test_kl_is_zero_for_the_prior_and_never_negative():
+    zeros = torch.zeros(4, 8)
+    assert torch.equal(gaussian_kl(zeros, zeros), torch.zeros(4))
+    for seed in range(5):
+        assert (gaussian_kl(*random_posterior(seed=seed)) >= 0).all()
+
+
+def test_kl_agrees_with_a_monte_carlo_estimate():
+    mu, logvar = random_posterior(n=4, d=3)
+    q = Normal(mu, torch.exp(0.5 * logvar))
+    torch.manual_seed(0)
+    z = q.sample((200_000,))
+    estimate = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(dim=-1).mean(dim=0)
+    torch.testing.assert_close(estimate, gaussian_kl(mu, logvar), rtol=0.02, atol=0.05)
+
+
+def test_reconstruction_gradients_reach_the_encoder_through_the_sample(model, batch):
+    # The reconstruction term alone, no KL: only the reparameterised sample links
+    # the decoder's loss to the encoder. With .sample() these gradients are zero.
+    outputs = model(batch["inputs"])
+    reconstruction_nll(outputs["logits"], batch["inputs"]).mean().backward()
+    for name, param in model.named_parameters():
+        if name.startswith(("encoder", "to_mu", "to_logvar")):
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_bernoulli_targets_are_in_zero_one(splits):
+    for split in splits.values():
+        x = split["inputs"]
+        assert ((x == 0) | (x == 1)).all(), "a Bernoulli likelihood needs targets in [0, 1]"
+
+
+def test_active_units_are_counted_and_reported(model, splits, cfg, tmp_path):
+    x = splits["val"]["inputs"]
+    model.eval()
+    with torch.no_grad():
+        summary = summarise(model, splits, tmp_path)
+        # Force a collapsed unit: a zero row in the mu head makes it constant.
+        model.to_mu.weight[0].zero_()
+        collapsed = active_units(model, x, threshold=0.0)
+    assert 0 <= summary["val/active_units"] <= cfg.model.latent_dim
+    assert collapsed == cfg.model.latent_dim - 1
+    assert summary["val/independent_pixel_nll"] > 0
+    png = (tmp_path / "samples.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in png[-12:]
+
+
+def test_sample_is_mu_plus_sigma_times_noise_with_sigma_from_half_logvar(model, batch):
+    # logvar is log(sigma^2): sigma = exp(0.5 * logvar), not exp(logvar).
+    x = batch["inputs"]
+    eps = torch.randn(len(x), model.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        expected = model.decoder(mu + torch.exp(0.5 * logvar) * eps)
+        torch.testing.assert_close(model(x, noise=eps)["logits"], expected)
+        # Without given noise, the sample is random: two passes differ.
+        assert not torch.equal(model(x)["logits"], model(x)["logits"])
