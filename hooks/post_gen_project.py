@@ -29,9 +29,9 @@ def overlay(source: Path, target: Path) -> None:
             continue
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
-        # Replaces a file left by an earlier bake into the same directory
-        # (--overwrite-if-exists); shared and per-type paths never overlap
-        # (the template's tests check that).
+        # A per-type file replaces a shared one of the same path: only where the
+        # template's tests list it as intended (REPLACED_SHARED_FILES), and a file
+        # left by an earlier bake into the same directory (--overwrite-if-exists).
         os.replace(path, destination)
 
 

@@ -84,7 +84,7 @@ def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
     return bool(p_true.min() > 0.5)
 
 
-def expected_loss_at_init(data_spec: dict[str, int]) -> float:
+def expected_loss_at_init(data_spec: dict[str, int], batch=None) -> float:
     """Every pixel predicted with p = 0.5 and the posterior equal to the prior:
     num_pixels * ln 2 nats."""
     return data_spec["num_pixels"] * math.log(2)

@@ -69,7 +69,7 @@ def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
     return bool(metrics["seq_acc"].min() == 1 and metrics["loss"].max() < 0.01)
 
 
-def expected_loss_at_init(data_spec: dict[str, int]) -> float:
+def expected_loss_at_init(data_spec: dict[str, int], batch=None) -> float:
     """Loss of a uniform guess over the vocabulary: what an untrained model should show."""
     return math.log(data_spec["vocab_size"])
 

@@ -1,0 +1,149 @@
+"""Data: episodes of a gymnasium environment, collected with the current policy.
+
+In reinforcement learning the training data is not a fixed set: each batch is a
+fresh set of episodes played by the policy as it is now (on-policy), so
+``train_batches`` is a rollout collector that the training loop asks for one batch
+per update, exactly as it asks a supervised data set.
+
+One training batch is ``batch_size`` whole episodes, flattened into transitions:
+    inputs      [T, obs_dim]   observations
+    actions     [T]            actions taken (sampled from the policy)
+    returns     [T]            discounted return from each step on (the value target)
+    advantages  [T]            how much better than expected each action did
+
+Evaluation splits hold environment seeds: one greedy episode per seed (``loss.py``).
+Validation and test seeds are disjoint ranges, and training episodes draw theirs
+from the training generator, so held-out start states are never trained on.
+
+Contract shared with the rest of the package (every paper type provides it):
+- ``spec(cfg)`` -> dict of the sizes the model needs to know.
+- ``build_splits(cfg)`` -> {"train" | "val" | "test": {"seed": Tensor}}.
+- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+SPLITS = ("train", "val", "test")
+# Training episodes draw their environment seeds from [0, TRAIN_SEED_RANGE);
+# evaluation seeds lie above it, so no evaluation start state is ever trained on.
+TRAIN_SEED_RANGE = 1_000_000
+
+
+def spec(cfg) -> dict[str, int]:
+    env = gym.make(cfg.env_id)
+    sizes = {"obs_dim": env.observation_space.shape[0], "num_actions": env.action_space.n}
+    env.close()
+    return sizes
+
+
+def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
+    """Environment seeds for evaluation episodes; training needs none stored."""
+    val_start = TRAIN_SEED_RANGE + cfg.seed
+    test_start = val_start + cfg.val_episodes
+    return {
+        "train": {"seed": torch.tensor([cfg.seed])},
+        "val": {"seed": torch.arange(val_start, test_start)},
+        "test": {"seed": torch.arange(test_start, test_start + cfg.test_episodes)},
+    }
+
+
+def discounted_returns(rewards, ends, gamma: float, tails=None) -> torch.Tensor:
+    """G_t = r_t + gamma * G_{t+1} over a flat list of transitions.
+
+    ``ends[t]`` is True at the last step of an episode; the return restarts there
+    (an episode's rewards never leak into the previous one). ``tails[t]`` is what
+    follows the last step: 0 when the episode terminated (the task is over), an
+    estimate of the value of the next state when it was truncated by a time limit
+    (the task went on; the data just stops). Without ``tails`` every end counts as
+    a termination.
+    """
+    returns = torch.zeros(len(rewards))
+    following = 0.0
+    for t in reversed(range(len(rewards))):
+        if ends[t]:
+            following = 0.0 if tails is None else float(tails[t])
+        following = rewards[t] + gamma * following
+        returns[t] = following
+    return returns
+
+
+@torch.no_grad()
+def run_episodes(env_id: str, model, seeds: list[int], greedy: bool, generator=None) -> list:
+    """Play one episode per seed, environments stepping in lockstep so the policy
+    runs once per time step for all of them. Actions are the most likely ones
+    (``greedy``, for evaluation) or sampled from the policy (for training).
+
+    Returns per episode a list of (obs, action, reward, next_obs, terminated).
+    """
+    device = next(model.parameters()).device
+    envs = [gym.make(env_id) for _ in seeds]
+    observations = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds, strict=True)]
+    episodes = [[] for _ in envs]
+    running = list(range(len(envs)))
+    while running:
+        obs = torch.as_tensor(np.array([observations[i] for i in running]), dtype=torch.float32)
+        logits = model(obs.to(device))["logits"].cpu()
+        if greedy:
+            actions = logits.argmax(dim=-1)
+        else:
+            actions = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0]
+        still_running = []
+        for i, action in zip(running, actions.tolist(), strict=True):
+            next_obs, reward, terminated, truncated, _ = envs[i].step(action)
+            episodes[i].append((observations[i], action, float(reward), next_obs, terminated))
+            observations[i] = next_obs
+            # gymnasium: terminated = the task ended (no future reward); truncated =
+            # stopped by a time limit (the future was cut off, not zero).
+            if not (terminated or truncated):
+                still_running.append(i)
+        running = still_running
+    for env in envs:
+        env.close()
+    return episodes
+
+
+def normalise(advantages: torch.Tensor) -> torch.Tensor:
+    """Mean 0, std 1 over the batch. The std is the population one plus a small
+    epsilon, so one transition (or all equal) gives zeros rather than NaN."""
+    centred = advantages - advantages.mean()
+    return centred / (centred.pow(2).mean().sqrt() + 1e-8)
+
+
+def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):
+    """Endless batches of ``batch_size`` fresh episodes played by ``model`` as it is
+    at the moment the batch is asked for (on-policy)."""
+    while True:
+        seeds = torch.randint(TRAIN_SEED_RANGE, (batch_size,), generator=generator).tolist()
+        episodes = run_episodes(cfg.env_id, model, seeds, greedy=False, generator=generator)
+        steps = [step for episode in episodes for step in episode]
+        ends = [t == len(episode) - 1 for episode in episodes for t in range(len(episode))]
+        device = next(model.parameters()).device
+        obs = torch.as_tensor(np.array([s[0] for s in steps]), dtype=torch.float32, device=device)
+        next_obs = torch.as_tensor(
+            np.array([s[3] for s in steps]), dtype=torch.float32, device=device
+        )
+        with torch.no_grad():
+            values = model(obs)["value"].cpu() if cfg.baseline else torch.zeros(len(steps))
+            next_values = model(next_obs)["value"].cpu() if cfg.baseline else None
+        # A truncated episode's return continues past its last step: estimate the
+        # rest with the value of the next state. A terminated one's is zero.
+        tails = None
+        if next_values is not None:
+            terminated = torch.tensor([s[4] for s in steps])
+            tails = torch.where(terminated, 0.0, next_values)
+        returns = discounted_returns([s[2] for s in steps], ends, cfg.gamma, tails)
+        # The baseline (the value estimate) lowers the variance of the gradient
+        # without biasing it; normalising fixes the scale across batches.
+        advantages = returns - values
+        if cfg.normalize_advantages:
+            advantages = normalise(advantages)
+        yield {
+            "inputs": obs,
+            "actions": torch.tensor([s[1] for s in steps], device=device),
+            "returns": returns.to(device),
+            "advantages": advantages.to(device),
+        }

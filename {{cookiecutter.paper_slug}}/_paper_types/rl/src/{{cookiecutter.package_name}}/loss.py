@@ -1,0 +1,102 @@
+"""Loss and metrics for REINFORCE with a value baseline (Williams, 1992).
+
+The policy-gradient theorem: grad J = E[ advantage * grad log pi(action | obs) ].
+Minimising the loss below follows that gradient. Every term is written out:
+- policy:  -mean over transitions of advantage * log pi(action | obs). The sign
+  matters: with it, actions that did better than expected become more likely;
+  flipped, the policy learns to fail (tests/test_rl_pitfalls.py checks it on a
+  two-armed bandit);
+- value:   mean over transitions of huber(value - return): the baseline regresses
+  on the returns; Huber keeps one long episode's large error from dominating;
+- entropy: mean over transitions of the policy's entropy, subtracted with a small
+  weight so the policy does not become deterministic before it has explored.
+Advantages and returns are made by the rollout collector (data.py) and are
+constants here: no gradient flows through them.
+
+Evaluation plays one greedy episode per seed and reports its undiscounted return.
+
+Contract shared with the rest of the package (every paper type provides it):
+``loss_fn``, ``metrics_fn``, ``HEADLINE_METRIC``, ``expected_loss_at_init``,
+``memorised`` and ``summarise``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from .data import run_episodes
+
+# The number the example is judged by (PAPER.md), and the value train() returns.
+HEADLINE_METRIC = "return"
+VALUE_WEIGHT = 0.5
+ENTROPY_WEIGHT = 0.01
+
+
+def huber(error: torch.Tensor) -> torch.Tensor:
+    """0.5 * e^2 for |e| <= 1, |e| - 0.5 beyond: quadratic near 0, linear far away."""
+    small = error.abs() <= 1
+    return torch.where(small, 0.5 * error.pow(2), error.abs() - 0.5)
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the action distribution per observation, [T]."""
+    log_probs = logits.log_softmax(dim=-1)
+    return -(log_probs.exp() * log_probs).sum(dim=-1)
+
+
+def policy_loss(logits: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor):
+    """-mean(advantage * log pi(action | obs)): its gradient is the policy gradient."""
+    log_pi = logits.log_softmax(dim=-1).gather(1, actions.unsqueeze(1)).squeeze(1)
+    return -(advantages * log_pi).mean()
+
+
+def loss_fn(outputs: dict, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    policy = policy_loss(outputs["logits"], batch["actions"], batch["advantages"])
+    value = huber(outputs["value"] - batch["returns"]).mean()
+    return policy + VALUE_WEIGHT * value - ENTROPY_WEIGHT * entropy(outputs["logits"]).mean()
+
+
+def metrics_fn(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One greedy episode per seed in ``batch["seed"]``: its return and length."""
+    episodes = run_episodes(model.env_id, model, batch["seed"].tolist(), greedy=True)
+    returns = torch.tensor([sum(step[2] for step in episode) for episode in episodes])
+    lengths = torch.tensor([float(len(episode)) for episode in episodes])
+    return {"return": returns, "length": lengths}
+
+
+def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
+    """The overfit checks' pass condition on a fixed batch of transitions: the
+    greedy policy picks the taken action wherever it did better than expected
+    (advantage > 0) and avoids it wherever it did worse. Meaningful on consistent
+    data (the bandit probes of tests/test_overfit.py), not on noisy episodes."""
+    with torch.no_grad():
+        greedy = model(batch["inputs"])["logits"].argmax(dim=-1)
+    took_it = greedy == batch["actions"]
+    return bool(torch.where(batch["advantages"] > 0, took_it, ~took_it).all())
+
+
+def expected_loss_at_init(data_spec: dict[str, int], batch: dict[str, torch.Tensor]) -> float:
+    """At initialisation the policy is uniform and the value is 0, so: the policy
+    term is ln(num_actions) * mean(advantage) (0 once normalised), the value term
+    is the mean Huber loss of the returns themselves, and the entropy is
+    ln(num_actions)."""
+    uniform = math.log(data_spec["num_actions"])
+    policy = uniform * batch["advantages"].mean().item()
+    value = huber(batch["returns"]).mean().item()
+    return policy + VALUE_WEIGHT * value - ENTROPY_WEIGHT * uniform
+
+
+def summarise(model, splits, run_dir: Path) -> dict[str, float]:
+    """After training: the greedy return of each validation episode, one per line
+    in ``episodes.txt``, and the worst of them (an average hides a policy that
+    fails from some start states)."""
+    metrics = metrics_fn(model, splits["val"])
+    lines = [
+        f"seed {int(s)}: return {r:.0f}"
+        for s, r in zip(splits["val"]["seed"], metrics["return"].tolist(), strict=True)
+    ]
+    (Path(run_dir) / "episodes.txt").write_text("\n".join(lines) + "\n")
+    return {"val/worst_return": metrics["return"].min().item()}
