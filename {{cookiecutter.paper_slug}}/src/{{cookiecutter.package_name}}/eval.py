@@ -35,7 +35,7 @@ def evaluate(model: torch.nn.Module, split, batch_size: int) -> dict[str, float]
     not depend on the batch size beyond floating-point rounding.
     """
     was_training = model.training
-    model.eval()  # dropout off; results must not depend on randomness
+    model.eval()  # dropout off, batch norm on running statistics: no batch effects
     n = len(next(iter(split.values())))
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, n, batch_size):
