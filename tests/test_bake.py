@@ -15,6 +15,9 @@ from conftest import PAPER_TYPES, TEMPLATE, bake_ok, project_files
 PKG = "attention_is_all_you_need"
 SHARED_FILES = {
     ".gitignore",
+    ".gitattributes",
+    ".pre-commit-config.yaml",
+    ".github/workflows/ci.yml",
     "LICENSE",
     "README.md",
     "PAPER.md",
@@ -92,7 +95,8 @@ def test_each_paper_type_bakes_exactly_its_files(cookies, paper_type):
 
 def test_no_template_syntax_is_left(default_project):
     for rel in project_files(default_project):
-        text = (default_project / rel).read_text(encoding="utf-8")
+        # GitHub Actions expressions ${{ ... }} are meant to stay.
+        text = re.sub(r"\$\{\{.*?\}\}", "", (default_project / rel).read_text(encoding="utf-8"))
         for marker in ("{{", "}}", "{%", "%}", "cookiecutter"):
             assert marker not in rel, f"{marker!r} in file name {rel}"
         for marker in ("{{", "{%", "{#", "cookiecutter."):
@@ -191,3 +195,52 @@ def test_baked_code_lints_and_is_formatted_at_any_name_length(cookies, package_n
             cwd=project, capture_output=True, text=True,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def assert_hardened_workflow(text: str) -> dict:
+    """Valid YAML, read-only token, actions pinned to commit SHAs, pip caching,
+    CPU torch. Returns the parsed workflow."""
+    workflow = yaml.safe_load(text)
+    assert workflow["permissions"] == {"contents": "read"}  # least privilege
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    for step in steps:
+        if "uses" in step:  # pinned to a full commit SHA, not a movable tag
+            assert re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+            if step["uses"].startswith("actions/checkout"):
+                assert step["with"]["persist-credentials"] is False
+    setups = [step for step in steps if step.get("uses", "").startswith("actions/setup-python")]
+    assert setups and all(step["with"]["cache"] == "pip" for step in setups)
+    assert any("download.pytorch.org/whl/cpu" in step.get("run", "") for step in steps)
+    return workflow
+
+
+@pytest.mark.parametrize("python_min", ["3.10", "3.13"])
+def test_baked_ci_workflow_is_valid_hardened_yaml(cookies, python_min):
+    project = bake_ok(cookies, python_min=python_min)
+    text = (project / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    workflow = assert_hardened_workflow(text)
+    # GitHub's own expressions survive Jinja untouched.
+    assert "${{ matrix.python-version }}" in text and "${{ github.ref }}" in text
+    versions = workflow["jobs"]["test"]["strategy"]["matrix"]["python-version"]
+    assert versions[0] == python_min and len(versions) == len(set(versions))
+
+
+def test_template_ci_workflow_covers_every_paper_type():
+    text = (TEMPLATE / ".github" / "workflows" / "template-ci.yml").read_text(encoding="utf-8")
+    workflow = assert_hardened_workflow(text)
+    parts = workflow["jobs"]["test"]["strategy"]["matrix"]["part"]
+    assert set(parts) == {"bake", *PAPER_TYPES}
+
+
+def test_precommit_ruff_matches_the_dev_extra(default_project):
+    config = yaml.safe_load((default_project / ".pre-commit-config.yaml").read_text())
+    pinned = {
+        dep
+        for repo in config["repos"]
+        for hook in repo["hooks"]
+        for dep in hook.get("additional_dependencies", [])
+        if dep.startswith("ruff")
+    }
+    meta = tomllib.loads((default_project / "pyproject.toml").read_text())
+    assert pinned == {d for d in meta["project"]["optional-dependencies"]["dev"] if d.startswith("ruff")}
+    assert all(repo["repo"] == "local" for repo in config["repos"])  # no git host needed

@@ -7,6 +7,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import site
 import subprocess
 import sys
@@ -20,8 +21,9 @@ pytestmark = pytest.mark.slow
 PKG = "attention_is_all_you_need"
 
 
-def run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path, timeout: int = 600, extra_env=None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(extra_env or {})
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
@@ -72,6 +74,21 @@ def test_baked_project_lints_clean(installed):
     project, python = installed
     run([str(python), "-m", "ruff", "check", "--no-cache", "."], cwd=project)
     run([str(python), "-m", "ruff", "format", "--check", "--no-cache", "."], cwd=project)
+
+
+def test_precommit_passes_on_a_fresh_project_without_changing_it(baked, tmp_path_factory):
+    # Exactly what a user does first: git init, pre-commit run --all-files.
+    # PRE_COMMIT_HOME is shared across types so each hook environment installs once.
+    home = tmp_path_factory.getbasetemp() / "pre-commit-home"
+    project = tmp_path_factory.mktemp("precommit") / baked.name
+    shutil.copytree(baked, project)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    run([*git, "init", "-q"], cwd=project)
+    run([*git, "add", "-A"], cwd=project)
+    env_home = {"PRE_COMMIT_HOME": str(home)}
+    run([sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=project, extra_env=env_home)
+    # Hooks that fix files (whitespace, formatting) would leave unstaged changes.
+    assert run(["git", "diff", "--stat"], cwd=project).stdout == ""
 
 
 def test_short_train_then_eval_from_the_command_line(installed, tmp_path):
