@@ -166,6 +166,9 @@ def test_each_license_bakes_its_text(cookies, license_name, phrase):
     project = bake_ok(cookies, license=license_name, author_name="Ada Lovelace")
     text = (project / "LICENSE").read_text(encoding="utf-8")
     assert phrase in text
+    meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    spdx = "LicenseRef-Proprietary" if license_name == "Proprietary" else license_name
+    assert meta["project"]["license"] == spdx and meta["project"]["license-files"] == ["LICENSE"]
     if license_name != "Apache-2.0":  # Apache's notice goes in a NOTICE line, not here
         assert re.search(r"Copyright \(c\) \d{4},? Ada Lovelace", text)
     assert text.endswith("\n") and not text.endswith("\n\n")
