@@ -34,7 +34,7 @@ FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 # form a user must type (cookiecutter renders answers as Jinja).
 tricky = st.sampled_from(['"', "'", "\\", "`", "$", "#", ":", "|", "*", "_", "<", "&", "🚀", "{{ '{{' }}"])
 printable = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
-free_text = st.lists(st.one_of(printable, tricky), min_size=1, max_size=200).map("".join)
+free_text = st.lists(st.one_of(printable, tricky), min_size=1, max_size=500).map("".join)
 
 
 def rendered(text: str) -> str:
