@@ -41,7 +41,9 @@ def spec(cfg) -> dict[str, int]:
 
 
 def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
-    """Environment seeds for evaluation episodes; training needs none stored."""
+    """Environment seeds of the evaluation episodes. Training draws fresh seeds
+    per batch; its split holds one seed from the training range only so that
+    ``eval.py split=train`` can play a training-distribution episode."""
     val_start = TRAIN_SEED_RANGE + cfg.seed
     test_start = val_start + cfg.val_episodes
     return {
