@@ -22,6 +22,7 @@ SHARED_FILES = {
     "README.md",
     "PAPER.md",
     "CHECKPOINTS.md",
+    "JOURNAL.md",
     "pyproject.toml",
     f"src/{PKG}/__init__.py",
     f"src/{PKG}/data.py",
@@ -44,6 +45,7 @@ SHARED_FILES = {
     "tests/test_init.py",
     "tests/test_overfit.py",
     "tests/test_end_to_end.py",
+    "tests/test_from_scratch.py",
 }
 # Shared files a paper type replaces with its own version, and why:
 # rl: a batch of episodes cannot be memorised; its overfit test uses bandit probes.
@@ -55,24 +57,28 @@ TYPE_FILES = {
         f"src/{PKG}/configs/trainer/default.yaml",
         f"src/{PKG}/configs/model/transformer.yaml",
         "tests/test_transformer_pitfalls.py",
+        "tests/write_yourself.txt",
     },
     "vision": {
         f"src/{PKG}/configs/data/digits.yaml",
         f"src/{PKG}/configs/trainer/default.yaml",
         f"src/{PKG}/configs/model/cnn.yaml",
         "tests/test_vision_pitfalls.py",
+        "tests/write_yourself.txt",
     },
     "generative": {
         f"src/{PKG}/configs/data/binary_digits.yaml",
         f"src/{PKG}/configs/trainer/default.yaml",
         f"src/{PKG}/configs/model/vae.yaml",
         "tests/test_generative_pitfalls.py",
+        "tests/write_yourself.txt",
     },
     "rl": {
         f"src/{PKG}/configs/data/cartpole.yaml",
         f"src/{PKG}/configs/trainer/default.yaml",
         f"src/{PKG}/configs/model/actor_critic.yaml",
         "tests/test_rl_pitfalls.py",
+        "tests/write_yourself.txt",
     },
 }
 
