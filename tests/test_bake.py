@@ -24,6 +24,7 @@ SHARED_FILES = {
     "CHECKPOINTS.md",
     "JOURNAL.md",
     "pyproject.toml",
+    "reference_numbers.yaml",
     f"src/{PKG}/__init__.py",
     f"src/{PKG}/data.py",
     f"src/{PKG}/model.py",
@@ -32,6 +33,7 @@ SHARED_FILES = {
     f"src/{PKG}/eval.py",
     f"src/{PKG}/runtime.py",
     f"src/{PKG}/checkpoint.py",
+    f"src/{PKG}/compare.py",
     f"src/{PKG}/configs/__init__.py",
     f"src/{PKG}/configs/train.yaml",
     f"src/{PKG}/configs/eval.yaml",
@@ -46,6 +48,7 @@ SHARED_FILES = {
     "tests/test_overfit.py",
     "tests/test_end_to_end.py",
     "tests/test_from_scratch.py",
+    "tests/test_compare.py",
 }
 # Shared files a paper type replaces with its own version, and why:
 # rl: a batch of episodes cannot be memorised; its overfit test uses bandit probes.

@@ -134,7 +134,7 @@ def test_every_third_party_import_is_a_declared_dependency(baked):
     # would still work there; catch it here instead.
     meta = tomllib.loads((baked / "pyproject.toml").read_text())
     declared = {re.split(r"[<>=!~\[ ]", d)[0] for d in meta["project"]["dependencies"]}
-    distribution = {"hydra": "hydra-core", "sklearn": "scikit-learn"}
+    distribution = {"hydra": "hydra-core", "sklearn": "scikit-learn", "yaml": "PyYAML"}
     imported = set()
     for path in (baked / "src").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
