@@ -32,7 +32,8 @@ SHARED_FILES = {
     f"src/{PKG}/train.py",
     f"src/{PKG}/eval.py",
     f"src/{PKG}/runtime.py",
-    f"src/{PKG}/checkpoint.py",
+    f"src/{PKG}/ckpt.py",
+    f"src/{PKG}/checkpoints.py",
     f"src/{PKG}/compare.py",
     f"src/{PKG}/configs/__init__.py",
     f"src/{PKG}/configs/train.yaml",
@@ -49,6 +50,7 @@ SHARED_FILES = {
     "tests/test_end_to_end.py",
     "tests/test_from_scratch.py",
     "tests/test_compare.py",
+    "tests/test_checkpoints.py",
 }
 # Shared files a paper type replaces with its own version, and why:
 # rl: a batch of episodes cannot be memorised; its overfit test uses bandit probes.

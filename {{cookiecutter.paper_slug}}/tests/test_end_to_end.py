@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }}.checkpoint import (
+from {{ cookiecutter.package_name }}.ckpt import (
     CheckpointError,
     load_checkpoint,
 )

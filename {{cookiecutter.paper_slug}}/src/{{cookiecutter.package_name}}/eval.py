@@ -20,7 +20,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .ckpt import CheckpointError, load_checkpoint
 from .data import build_splits, spec
 from .loss import metrics_fn
 from .model import build_model

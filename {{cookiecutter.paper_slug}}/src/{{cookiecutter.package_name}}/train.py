@@ -31,7 +31,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
+from .ckpt import save_checkpoint
 from .data import build_splits, spec, train_batches
 from .eval import evaluate
 from .loss import HEADLINE_METRIC, loss_fn, summarise
