@@ -108,17 +108,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     metrics_log.write({"step": 0, **prefixed("val", val)})
     log.info("step 0 (init) | val %s", _fmt(val))
 
-    def checkpoint(step: int, val: dict[str, float]) -> None:
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "metrics": prefixed("val", val),
-        }
-        save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
-
     batches = train_batches(cfg.data, splits["train"], tc.batch_size, generator, model)
     # Summed on the device and read back only at log time: .item() every step
     # would force the host to wait for the accelerator each iteration.
@@ -157,7 +146,15 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
             val = evaluate(model, splits["val"], tc.eval_batch_size)
             metrics_log.write({"step": step, **prefixed("val", val)})
             log.info("step %d | train loss %.4f | val %s", step, train_loss, _fmt(val))
-            checkpoint(step, val)
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "config": OmegaConf.to_container(cfg, resolve=True),
+                "metrics": prefixed("val", val),
+            }
+            save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
     metrics_log.close()
     train_seconds = time.perf_counter() - start
 
