@@ -15,6 +15,9 @@ from hydra import compose, initialize_config_dir
 from torch import nn
 
 import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }} import (
+    schema,
+)
 from {{ cookiecutter.package_name }}.data import (
     build_splits,
     spec,
@@ -25,6 +28,14 @@ from {{ cookiecutter.package_name }}.model import (
 )
 
 CONFIG_DIR = Path(package.__file__).parent / "configs"
+# A short run every paper type finishes in seconds (tests that train call it).
+QUICK_RUN = (
+    "trainer.max_steps=12",
+    "trainer.eval_every=4",
+    "trainer.log_every=2",
+    "trainer.tensorboard=false",
+)
+schema.register()
 
 
 def compose_config(*overrides: str, config_name: str = "train"):
@@ -100,3 +111,9 @@ def forward_with_input_grad():
         return outputs, captured["x"]
 
     return run
+
+
+@pytest.fixture
+def quick_cfg():
+    """``quick_cfg(*overrides)``: the config of a short run that trains in seconds."""
+    return lambda *overrides: compose_config(*QUICK_RUN, *overrides)

@@ -51,6 +51,17 @@ def test_training_writes_metrics_and_checkpoint(run_dir):
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == STEPS
     assert state["config"]["trainer"]["max_steps"] == STEPS
+    assert (run_dir / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tensorboard_gets_the_same_scalars_when_installed(run_dir):
+    pytest.importorskip("tensorboard", reason="optional: pip install -e '.[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert [s.step for s in events.Scalars("train/loss")] == [5, 10, 15, 20]
+    assert [s.step for s in events.Scalars(f"val/{HEADLINE_METRIC}")] == [0, 10, 20]
 
 
 def test_eval_reproduces_the_logged_validation_metrics(run_dir):

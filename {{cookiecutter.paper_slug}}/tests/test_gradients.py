@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from {{ cookiecutter.package_name }}.loss import (
-    loss_fn,
+from {{ cookiecutter.package_name }}.gauntlet import (
+    gradient_problems,
+    loss_gradcheck,
+    output_tensors,
 )
 
 
-def output_tensors(outputs) -> list[torch.Tensor]:
-    """A model may return one tensor or a dict of them (e.g. logits, mu, logvar)."""
-    return list(outputs.values()) if isinstance(outputs, dict) else [outputs]
-
-
-def like_outputs(outputs, tensors: list[torch.Tensor]):
-    """The inverse of ``output_tensors``: the same structure around new tensors."""
-    return dict(zip(outputs, tensors, strict=True)) if isinstance(outputs, dict) else tensors[0]
-
-
-def test_every_parameter_gets_a_finite_nonzero_gradient(model, batch):
+def test_every_parameter_gets_a_finite_nonzero_gradient(model, batch, cfg):
     # Stronger than "parameters changed after a step": AdamW's weight decay moves
     # parameters even when their gradient is zero (a detached branch, say).
-    loss_fn(model(batch["inputs"]), batch).backward()
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        assert param.grad is not None, f"{name} received no gradient (not in the graph?)"
-        assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
-        assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+    assert gradient_problems(model, batch, cfg.loss) == []
 
 
 def test_examples_in_a_batch_are_independent(model, batch, forward_with_input_grad):
@@ -45,15 +31,7 @@ def test_examples_in_a_batch_are_independent(model, batch, forward_with_input_gr
     assert torch.all(others == 0), f"example {i}'s output depends on other examples: {grad}"
 
 
-def test_loss_passes_gradcheck(model, batch):
+def test_loss_passes_gradcheck(model, batch, cfg):
     # Finite differences vs autograd in float64, on a few examples: catches a loss
     # whose hand-written backward path (e.g. a custom reduction) is wrong.
-    small = {name: tensor[:2] for name, tensor in batch.items()}
-    with torch.no_grad():
-        outputs = model(small["inputs"])
-    tensors = [t.double().requires_grad_(True) for t in output_tensors(outputs)]
-    # Float targets (pixels, returns) in float64 too, so the loss runs in float64.
-    targets = {name: t.double() if t.is_floating_point() else t for name, t in small.items()}
-    assert torch.autograd.gradcheck(
-        lambda *ts: loss_fn(like_outputs(outputs, list(ts)), targets), tensors
-    )
+    assert loss_gradcheck(model, batch, cfg.loss)

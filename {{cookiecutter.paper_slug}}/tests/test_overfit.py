@@ -1,51 +1,33 @@
 """Overfit tiny subsets: if the model cannot memorise 1, 10 or 100 examples, the
-model, loss or optimiser is broken, whatever the full run later says."""
+model, loss or optimiser is broken, whatever the full run later says.
+
+The examples come from ``data.overfit_batch``: training batches for supervised
+paper types, contextual-bandit probes for RL (see its docstring for why).
+"""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
-from {{ cookiecutter.package_name }}.loss import (
-    loss_fn,
-    memorised,
+from {{ cookiecutter.package_name }}.data import (
+    overfit_batch,
 )
-from {{ cookiecutter.package_name }}.train import (
-    build_optimizer,
+from {{ cookiecutter.package_name }}.gauntlet import (
+    OVERFIT_BUDGET,
+    fit_fixed_batch,
 )
 
 
-def steps_to_memorise(model, batch, cfg, max_steps: int, check_every: int = 10):
-    """Train on one fixed batch with the project's optimiser (constant LR); return
-    the number of steps until ``loss.memorised`` holds, or None if it never does."""
-    optimizer = build_optimizer(model, cfg.optim)
-    for step in range(max_steps + 1):
-        if step % check_every == 0:
-            model.eval()
-            if memorised(model, batch):
-                return step
-        model.train()
-        loss = loss_fn(model(batch["inputs"]), batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return None
-
-
-@pytest.mark.parametrize(
-    "n_examples, max_steps",
-    [
-        (1, 200),
-        (10, 600),
-        pytest.param(100, 3000, marks=pytest.mark.slow),
-    ],
-)
-def test_model_memorises_a_few_examples(model, draw_batch, cfg, n_examples, max_steps):
-    batch = draw_batch(n_examples)
-    steps = steps_to_memorise(model, batch, cfg, max_steps)
+@pytest.mark.parametrize("n_examples", [1, 10, pytest.param(100, marks=pytest.mark.slow)])
+def test_model_memorises_a_few_examples(model, cfg, splits, n_examples):
+    generator = torch.Generator().manual_seed(0)
+    batch = overfit_batch(cfg.data, splits["train"], n_examples, generator, model)
+    budget = OVERFIT_BUDGET[n_examples]
+    steps, losses = fit_fixed_batch(model, batch, cfg, budget)
     if steps is None:
-        loss = loss_fn(model(batch["inputs"]), batch).item()
         pytest.fail(
-            f"{n_examples} examples not memorised after {max_steps} steps (loss {loss:.4f}). "
+            f"{n_examples} examples not memorised after {budget} steps (loss {losses[-1]:.4f}). "
             "Rising loss: sign flip or LR too high. Plateau: LR too low or gradients "
             "not reaching some layers (see test_gradients.py)."
         )

@@ -20,11 +20,14 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from . import schema
 from .ckpt import CheckpointError, load_checkpoint
 from .data import build_splits, spec
 from .loss import metrics_fn
 from .model import build_model
 from .runtime import pick_device
+
+schema.register()  # before @hydra.main composes the config
 
 
 @torch.no_grad()

@@ -1,11 +1,15 @@
-"""Run-time plumbing shared by every paper type: seeds, device, batching."""
+"""Run-time plumbing shared by every paper type: seeds and random states, device,
+batching, determinism and the few lines that data-parallel training needs."""
 
 from __future__ import annotations
 
+import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -22,29 +26,161 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; anything else is used as is."""
+def rng_states(data_generator: torch.Generator) -> dict:
+    """Every random state a training run draws from, as plain data and tensors
+    (what a ``weights_only`` checkpoint may hold)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    states = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "data": data_generator.get_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict, data_generator: torch.Generator) -> None:
+    """Put back what ``rng_states`` saved, so the run continues as if never stopped."""
+    random.setstate(_as_tuples(states["python"]))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    torch.set_rng_state(states["torch"])
+    data_generator.set_state(states["data"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _as_tuples(value):
+    # random.setstate wants the nested tuples back that getstate gave.
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def make_deterministic(on: bool) -> None:
+    """Deterministic kernels where PyTorch has them, an error where it has none.
+
+    On CPU, training with a fixed seed is already bit-for-bit repeatable; on GPU,
+    some kernels (atomics in scatter/index_add, cuDNN autotuning) are not.
+    """
+    if on:
+        # cuBLAS needs a fixed workspace to be deterministic; set before first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.benchmark = not on
+    torch.backends.cudnn.deterministic = on
+
+
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` picks CUDA (this process's GPU under data parallelism), then Apple's
+    MPS, then the CPU; anything else is used as is."""
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
 
-def shuffled_batches(split: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator):
+class ShuffledBatches:
     """Endless batches from in-memory tensors, reshuffled every epoch.
 
     Batches are made by indexing whole tensors with a slice of a permutation: no
     per-example Python work. The ragged tail of each epoch is dropped so every step
     sees a full batch (a tiny last batch would get the same weight as a full one).
+
+    ``transform(batch, generator)`` is applied to each batch (augmentation); it must
+    draw its randomness from ``generator`` so a resumed run draws the same.
+
+    The current permutation and position are the stream's only memory beyond the
+    generator: ``state_dict`` / ``load_state_dict`` save and restore them, which is
+    what makes a resumed run see exactly the batches an uninterrupted one would.
     """
-    n = len(next(iter(split.values())))
-    batch_size = min(batch_size, n)
-    device = next(iter(split.values())).device
-    while True:
-        order = torch.randperm(n, generator=generator).to(device)
-        for start in range(0, n - batch_size + 1, batch_size):
-            index = order[start : start + batch_size]
-            yield {name: tensor[index] for name, tensor in split.items()}
+
+    def __init__(self, split, batch_size: int, generator: torch.Generator, transform=None):
+        self.split = split
+        self.n = len(next(iter(split.values())))
+        self.batch_size = min(batch_size, self.n)
+        self.generator = generator
+        self.transform = transform
+        self.order = torch.empty(0, dtype=torch.long)
+        self.position = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self.position + self.batch_size > len(self.order):
+            self.order = torch.randperm(self.n, generator=self.generator)
+            self.position = 0
+        index = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        device = next(iter(self.split.values())).device
+        batch = {name: tensor[index.to(device)] for name, tensor in self.split.items()}
+        return self.transform(batch, self.generator) if self.transform else batch
+
+    def state_dict(self) -> dict:
+        return {"order": self.order.clone(), "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order, self.position = state["order"], state["position"]
+
+
+# --- Data parallelism (torchrun) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that evaluates, logs and writes files."""
+        return self.rank == 0
+
+
+def init_distributed(device_name: str = "auto") -> Distributed:
+    """Join the process group that ``torchrun`` set up; a plain run is world size 1.
+
+    torchrun passes RANK, WORLD_SIZE and LOCAL_RANK in the environment; under the
+    SLURM launcher (configs/hydra/launcher/slurm.yaml) with several tasks, submitit
+    knows them and exports them here. Processes talk over NCCL between GPUs and
+    over gloo otherwise (CPU-only machines).
+    """
+    if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        import submitit  # only reachable through hydra/launcher=slurm (the slurm extra)
+
+        submitit.helpers.TorchDistributedEnvironment().export()
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    use_nccl = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_nccl else "gloo")
+    return Distributed(rank, world_size, local_rank)
+
+
+def shard(batch: dict[str, torch.Tensor], ddp: Distributed) -> dict[str, torch.Tensor]:
+    """This rank's share of a global batch: every rank draws the same global batch
+    (same seed, same generator) and keeps every world_size-th example from its rank.
+    The gradient all-reduce then averages per-rank means into the global mean."""
+    if ddp.world_size == 1:
+        return batch
+    return {name: tensor[ddp.rank :: ddp.world_size] for name, tensor in batch.items()}
+
+
+def ranks_agree(model: torch.nn.Module, ddp: Distributed) -> bool:
+    """True when every rank holds the same weights (bit for bit): each rank sends a
+    fingerprint (per-parameter sum and sum of squares, in float64) to all others."""
+    if ddp.world_size == 1:
+        return True
+    params = [p.detach().double() for p in model.parameters()]
+    mine = torch.stack([torch.stack([p.sum(), p.pow(2).sum()]) for p in params]).cpu()
+    everyone = [torch.empty_like(mine) for _ in range(ddp.world_size)]
+    dist.all_gather_object(everyone, mine)
+    return all(torch.equal(mine, other) for other in everyone)

@@ -9,9 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from {{ cookiecutter.package_name }}.loss import (
+    LossConfig,
     loss_fn,
     reconstruction_nll,
 )
+
+PLAIN = LossConfig(kl_weight=1.0)
 
 
 def test_reconstruction_known_values_and_binary_cross_entropy():
@@ -30,9 +33,12 @@ def test_loss_sums_over_pixels_and_latents_and_averages_over_the_batch():
     recon = F.binary_cross_entropy_with_logits(outputs["logits"], x, reduction="sum")
     kl = 0.5 * (outputs["mu"] ** 2 + outputs["logvar"].exp() - 1 - outputs["logvar"]).sum()
     # Sum over pixels and latents, then the mean over the 2 examples of the batch.
-    assert loss_fn(outputs, {"inputs": x}).item() == pytest.approx((recon + kl).item() / 2)
+    assert loss_fn(outputs, {"inputs": x}, PLAIN).item() == pytest.approx((recon + kl).item() / 2)
+    # The KL weight (beta) scales the KL term only; 0 leaves the reconstruction.
+    beta = loss_fn(outputs, {"inputs": x}, LossConfig(kl_weight=0.25)).item()
+    assert beta == pytest.approx((recon + 0.25 * kl).item() / 2)
     # Duplicating every example leaves a per-example mean unchanged.
     doubled = {k: torch.cat([v, v]) for k, v in outputs.items()}
-    assert loss_fn(doubled, {"inputs": torch.cat([x, x])}).item() == pytest.approx(
-        loss_fn(outputs, {"inputs": x}).item()
+    assert loss_fn(doubled, {"inputs": torch.cat([x, x])}, PLAIN).item() == pytest.approx(
+        loss_fn(outputs, {"inputs": x}, PLAIN).item()
     )

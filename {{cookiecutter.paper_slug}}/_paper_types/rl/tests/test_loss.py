@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from {{ cookiecutter.package_name }}.loss import (
-    ENTROPY_WEIGHT,
-    VALUE_WEIGHT,
+    LossConfig,
     huber,
     loss_fn,
     metrics_fn,
 )
+
+PLAIN = LossConfig(value_weight=0.5, entropy_weight=0.01)
 
 
 def test_huber_known_values():
@@ -32,8 +33,8 @@ def test_loss_on_known_values():
     }
     policy = math.log(2) * (1.0 - 1.0 + 3.0) / 3
     value = (0.125 + 1.5 + 0.5) / 3
-    expected = policy + VALUE_WEIGHT * value - ENTROPY_WEIGHT * math.log(2)
-    assert loss_fn(outputs, batch).item() == pytest.approx(expected)
+    expected = policy + PLAIN.value_weight * value - PLAIN.entropy_weight * math.log(2)
+    assert loss_fn(outputs, batch, PLAIN).item() == pytest.approx(expected)
 
 
 def test_evaluation_plays_one_greedy_episode_per_seed(model, splits):

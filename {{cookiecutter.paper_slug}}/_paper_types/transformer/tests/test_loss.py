@@ -13,20 +13,23 @@ from {{ cookiecutter.package_name }}.data import (
     IGNORE,
 )
 from {{ cookiecutter.package_name }}.loss import (
+    LossConfig,
     loss_fn,
     metrics_fn,
     summarise,
 )
+
+PLAIN = LossConfig(label_smoothing=0.0)
 
 
 def test_known_values():
     targets = torch.tensor([[IGNORE, 2, 0]])
     batch = {"targets": targets}
     uniform = torch.zeros(1, 3, 5)
-    assert loss_fn(uniform, batch).item() == pytest.approx(math.log(5))
+    assert loss_fn(uniform, batch, PLAIN).item() == pytest.approx(math.log(5))
     confident = torch.full((1, 3, 5), -30.0)
     confident[0, 1, 2] = confident[0, 2, 0] = 30.0
-    assert loss_fn(confident, batch).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss_fn(confident, batch, PLAIN).item() == pytest.approx(0.0, abs=1e-6)
     m = metrics_fn(lambda inputs: confident, {"inputs": None, **batch})
     assert m["token_acc"].item() == m["seq_acc"].item() == 1.0
 
@@ -37,7 +40,15 @@ def test_equals_cross_entropy_with_ignore_index():
     targets = torch.randint(7, (4, 6))
     targets[:, :3] = IGNORE
     expected = F.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1), ignore_index=IGNORE)
-    assert loss_fn(logits, {"targets": targets}).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss_fn(logits, {"targets": targets}, PLAIN).item() == pytest.approx(
+        expected.item(), rel=1e-6
+    )
+    # Label smoothing (the paper's regulariser) as PyTorch defines it.
+    smoothed = F.cross_entropy(
+        logits.reshape(-1, 7), targets.reshape(-1), ignore_index=IGNORE, label_smoothing=0.1
+    )
+    ours = loss_fn(logits, {"targets": targets}, LossConfig(label_smoothing=0.1))
+    assert ours.item() == pytest.approx(smoothed.item(), rel=1e-6)
 
 
 def test_ignored_positions_do_not_affect_the_loss():
@@ -47,7 +58,9 @@ def test_ignored_positions_do_not_affect_the_loss():
     changed = logits.clone()
     changed[:, :2] = 100 * torch.randn(2, 2, 5)  # wild logits where nothing counts
     batch = {"targets": targets}
-    assert loss_fn(changed, batch).item() == pytest.approx(loss_fn(logits, batch).item())
+    assert loss_fn(changed, batch, PLAIN).item() == pytest.approx(
+        loss_fn(logits, batch, PLAIN).item()
+    )
 
 
 def test_sequence_accuracy_needs_every_answer_token():

@@ -9,19 +9,22 @@ import torch
 import torch.nn.functional as F
 
 from {{ cookiecutter.package_name }}.loss import (
+    LossConfig,
     loss_fn,
     metrics_fn,
     summarise,
 )
 
+PLAIN = LossConfig(label_smoothing=0.0)
+
 
 def test_known_values():
     batch = {"inputs": None, "targets": torch.tensor([2, 0])}
     uniform = torch.zeros(2, 4)
-    assert loss_fn(uniform, batch).item() == pytest.approx(math.log(4))
+    assert loss_fn(uniform, batch, PLAIN).item() == pytest.approx(math.log(4))
     confident = torch.full((2, 4), -30.0)
     confident[0, 2] = confident[1, 0] = 30.0
-    assert loss_fn(confident, batch).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss_fn(confident, batch, PLAIN).item() == pytest.approx(0.0, abs=1e-6)
     wrong_second = confident.clone()
     wrong_second[1] = torch.tensor([-30.0, 30.0, -30.0, -30.0])
     metrics = metrics_fn(lambda inputs: wrong_second, batch)
@@ -34,7 +37,12 @@ def test_equals_cross_entropy():
     logits = 5 * torch.randn(16, 10)
     targets = torch.randint(10, (16,))
     expected = F.cross_entropy(logits, targets)
-    assert loss_fn(logits, {"targets": targets}).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss_fn(logits, {"targets": targets}, PLAIN).item() == pytest.approx(
+        expected.item(), rel=1e-6
+    )
+    smoothed = F.cross_entropy(logits, targets, label_smoothing=0.1)
+    ours = loss_fn(logits, {"targets": targets}, LossConfig(label_smoothing=0.1))
+    assert ours.item() == pytest.approx(smoothed.item(), rel=1e-6)
 
 
 def test_summary_writes_the_confusion_matrix(model, splits, tmp_path):

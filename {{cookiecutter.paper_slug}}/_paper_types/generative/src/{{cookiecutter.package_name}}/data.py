@@ -14,17 +14,30 @@ Contract shared with the rest of the package (every paper type provides it):
 - ``spec(cfg)`` -> dict of the sizes the model needs to know.
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "seed": Tensor}}.
 - ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+- ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from omegaconf import MISSING
 from sklearn.datasets import load_digits
 
-from .runtime import shuffled_batches
+from .runtime import ShuffledBatches
 
 SPLITS = ("train", "val", "test")
 PIXEL_MAX = 16.0  # the digits' raw pixel values are integers 0..16
+
+
+@dataclass
+class DataConfig:
+    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING
+    seed: int = MISSING
 
 
 def spec(cfg) -> dict[str, int]:
@@ -54,4 +67,10 @@ def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
 
 def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):
     """Endless shuffled training batches; the inputs are also the targets."""
-    return shuffled_batches(split, batch_size, generator)
+    return ShuffledBatches(split, batch_size, generator)
+
+
+def overfit_batch(cfg, split, n: int, generator: torch.Generator, model=None):
+    """``n`` training examples for the overfit checks (tests/test_overfit.py and
+    the gauntlet): a batch exactly as training draws it."""
+    return next(train_batches(cfg, split, n, generator, model))

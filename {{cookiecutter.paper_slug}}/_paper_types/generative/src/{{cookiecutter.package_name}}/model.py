@@ -16,7 +16,10 @@ exp() turns it into a positive scale without a constraint or a clamp.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from omegaconf import MISSING
 from torch import nn
 from torch.distributions import Normal
 
@@ -58,8 +61,19 @@ class VAE(nn.Module):
         """
         mu, logvar = self.encode(x)
         sigma = torch.exp(0.5 * logvar)
-        z = Normal(mu, sigma).rsample() if noise is None else mu + sigma * noise
+        # validate_args=False: a NaN here is reported by the training loop's guard,
+        # which names the step, instead of a distribution's argument check.
+        eps_sample = Normal(mu, sigma, validate_args=False).rsample
+        z = eps_sample() if noise is None else mu + sigma * noise
         return {"logits": self.decoder(z), "mu": mu, "logvar": logvar}
+
+
+@dataclass
+class ModelConfig:
+    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+
+    hidden: list[int] = MISSING
+    latent_dim: int = MISSING
 
 
 def build_model(cfg, data_spec: dict[str, int]) -> VAE:

@@ -19,18 +19,35 @@ Contract shared with the rest of the package (every paper type provides it):
 - ``spec(cfg)`` -> dict of the sizes the model needs to know.
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"seed": Tensor}}.
 - ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+- ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gymnasium as gym
 import numpy as np
 import torch
+from omegaconf import MISSING
 
 SPLITS = ("train", "val", "test")
 # Training episodes draw their environment seeds from [0, TRAIN_SEED_RANGE);
 # evaluation seeds lie above it, so no evaluation start state is ever trained on.
 TRAIN_SEED_RANGE = 1_000_000
+
+
+@dataclass
+class DataConfig:
+    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+
+    env_id: str = MISSING
+    gamma: float = MISSING
+    baseline: bool = MISSING
+    normalize_advantages: bool = MISSING
+    val_episodes: int = MISSING
+    test_episodes: int = MISSING
+    seed: int = MISSING
 
 
 def spec(cfg) -> dict[str, int]:
@@ -89,6 +106,9 @@ def run_episodes(env_id: str, model, seeds: list[int], greedy: bool, generator=N
     while running:
         obs = torch.as_tensor(np.array([observations[i] for i in running]), dtype=torch.float32)
         logits = model(obs.to(device))["logits"].cpu()
+        if not torch.isfinite(logits).all():
+            # Diverged weights: say so, rather than let sampling fail obscurely.
+            raise FloatingPointError("the policy's logits are not finite while playing episodes")
         if greedy:
             actions = logits.argmax(dim=-1)
         else:
@@ -149,3 +169,34 @@ def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model
             "returns": returns.to(device),
             "advantages": advantages.to(device),
         }
+
+
+def overfit_batch(cfg, split, n: int, generator: torch.Generator, model):
+    """``n`` problems to memorise for the overfit checks (tests/test_overfit.py and
+    the gauntlet). A batch of CartPole episodes cannot be memorised: nearly identical
+    states carry random actions and advantages of both signs, and the policy loss
+    on a fixed batch has no minimum. So the RL overfit check is a probe task instead
+    (A. Jones, "Debugging RL, without the agonizing pain"): n contextual-bandit
+    problems, each a random observation with one rewarded action. If the project's
+    model, loss and optimiser cannot learn to pick it for every observation, the
+    policy gradient is broken, whatever the CartPole curve later says.
+    """
+    seed = int(torch.randint(2**31, (1,), generator=generator))
+    return bandit_batch(n, spec(cfg)["obs_dim"], spec(cfg)["num_actions"], seed=seed)
+
+
+def bandit_batch(n_contexts: int, obs_dim: int, num_actions: int, seed: int = 0) -> dict:
+    """Each observation with its rewarded action, advantage +1 and return 1.
+
+    Only positive advantages: then the policy term is a cross-entropy with a
+    minimum of 0. With a negative advantage on the other actions it would have no
+    minimum (pushing a bad action's probability towards 0 lowers the loss without
+    end), the logits would grow without bound, and the fit would stall.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "inputs": torch.randn(n_contexts, obs_dim, generator=generator),
+        "actions": torch.randint(num_actions, (n_contexts,), generator=generator),
+        "advantages": torch.ones(n_contexts),
+        "returns": torch.ones(n_contexts),
+    }

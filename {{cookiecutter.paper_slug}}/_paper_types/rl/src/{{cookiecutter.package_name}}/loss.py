@@ -23,16 +23,25 @@ Contract shared with the rest of the package (every paper type provides it):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import MISSING
 
 from .data import run_episodes
 
 # The number the example is judged by (PAPER.md), and the value train() returns.
 HEADLINE_METRIC = "return"
-VALUE_WEIGHT = 0.5
-ENTROPY_WEIGHT = 0.01
+HEADLINE_MODE = "max"  # higher is better: best.pt and the sweep summaries rank by it
+
+
+@dataclass
+class LossConfig:
+    """The keys of configs/loss/*.yaml and their types (see schema.py)."""
+
+    value_weight: float = MISSING
+    entropy_weight: float = MISSING
 
 
 def huber(error: torch.Tensor) -> torch.Tensor:
@@ -53,10 +62,11 @@ def policy_loss(logits: torch.Tensor, actions: torch.Tensor, advantages: torch.T
     return -(advantages * log_pi).mean()
 
 
-def loss_fn(outputs: dict, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def loss_fn(outputs: dict, batch: dict[str, torch.Tensor], cfg) -> torch.Tensor:
     policy = policy_loss(outputs["logits"], batch["actions"], batch["advantages"])
     value = huber(outputs["value"] - batch["returns"]).mean()
-    return policy + VALUE_WEIGHT * value - ENTROPY_WEIGHT * entropy(outputs["logits"]).mean()
+    bonus = entropy(outputs["logits"]).mean()
+    return policy + cfg.value_weight * value - cfg.entropy_weight * bonus
 
 
 def metrics_fn(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -78,7 +88,7 @@ def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
     return bool(torch.where(batch["advantages"] > 0, took_it, ~took_it).all())
 
 
-def expected_loss_at_init(data_spec: dict[str, int], batch: dict[str, torch.Tensor]) -> float:
+def expected_loss_at_init(data_spec: dict[str, int], batch, cfg) -> float:
     """At initialisation the policy is uniform and the value is 0, so: the policy
     term is ln(num_actions) * mean(advantage) (0 once normalised), the value term
     is the mean Huber loss of the returns themselves, and the entropy is
@@ -86,7 +96,7 @@ def expected_loss_at_init(data_spec: dict[str, int], batch: dict[str, torch.Tens
     uniform = math.log(data_spec["num_actions"])
     policy = uniform * batch["advantages"].mean().item()
     value = huber(batch["returns"]).mean().item()
-    return policy + VALUE_WEIGHT * value - ENTROPY_WEIGHT * uniform
+    return policy + cfg.value_weight * value - cfg.entropy_weight * uniform
 
 
 def summarise(model, splits, run_dir: Path) -> dict[str, float]:

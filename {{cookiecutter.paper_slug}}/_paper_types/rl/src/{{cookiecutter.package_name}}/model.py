@@ -16,7 +16,10 @@ data config): evaluation plays episodes in it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 
@@ -49,6 +52,14 @@ class ActorCritic(nn.Module):
     def forward(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         """obs [T, obs_dim] -> action logits [T, num_actions] and values [T]."""
         return {"logits": self.policy(obs), "value": self.value(obs).squeeze(-1)}
+
+
+@dataclass
+class ModelConfig:
+    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+
+    hidden: list[int] = MISSING
+    env_id: str = MISSING
 
 
 def build_model(cfg, data_spec: dict[str, int]) -> ActorCritic:

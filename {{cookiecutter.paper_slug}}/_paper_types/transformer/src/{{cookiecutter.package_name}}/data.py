@@ -17,19 +17,35 @@ Contract shared with the rest of the package (every paper type provides it):
 - ``spec(cfg)`` -> dict of the sizes the model needs to know.
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "targets": Tensor}}.
 - ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+- ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
 """
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
 
-from .runtime import shuffled_batches
+import torch
+from omegaconf import MISSING
+
+from .runtime import ShuffledBatches
 
 # Targets at positions that carry no answer are set to IGNORE so the loss skips them
 # (the same sentinel value as F.cross_entropy's ignore_index default).
 IGNORE = -100
 
 SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class DataConfig:
+    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+
+    num_symbols: int = MISSING
+    seq_len: int = MISSING
+    num_train: int = MISSING
+    num_val: int = MISSING
+    num_test: int = MISSING
+    seed: int = MISSING
 
 
 def spec(cfg) -> dict[str, int]:
@@ -90,4 +106,10 @@ def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
 def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):
     """Endless shuffled training batches. The task needs no augmentation and does
     not depend on the model (an RL collector would use it to act)."""
-    return shuffled_batches(split, batch_size, generator)
+    return ShuffledBatches(split, batch_size, generator)
+
+
+def overfit_batch(cfg, split, n: int, generator: torch.Generator, model=None):
+    """``n`` training examples for the overfit checks (tests/test_overfit.py and
+    the gauntlet): a batch exactly as training draws it."""
+    return next(train_batches(cfg, split, n, generator, model))

@@ -17,14 +17,24 @@ Contract shared with the rest of the package (every paper type provides it):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import MISSING
 
 from .data import IGNORE
 
 # The number the example is judged by (PAPER.md), and the value train() returns.
 HEADLINE_METRIC = "seq_acc"
+HEADLINE_MODE = "max"  # higher is better: best.pt and the sweep summaries rank by it
+
+
+@dataclass
+class LossConfig:
+    """The keys of configs/loss/*.yaml and their types (see schema.py)."""
+
+    label_smoothing: float = MISSING
 
 
 def token_nll(logits: torch.Tensor, targets: torch.Tensor):
@@ -37,9 +47,17 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor):
     return nll * counted, counted
 
 
-def loss_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean NLL over counted tokens of the batch: a scalar to minimise."""
+def loss_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg) -> torch.Tensor:
+    """Mean NLL over counted tokens of the batch: a scalar to minimise.
+
+    With ``cfg.label_smoothing`` = e > 0 the target is (1 - e) on the true token and
+    e spread evenly over the vocabulary (Vaswani et al. 2017 used e = 0.1): the loss
+    becomes (1 - e) * NLL + e * mean over tokens of -log p(token).
+    """
     nll, counted = token_nll(logits, batch["targets"])
+    if cfg.label_smoothing:
+        uniform_nll = -logits.log_softmax(dim=-1).mean(dim=-1) * counted
+        nll = (1 - cfg.label_smoothing) * nll + cfg.label_smoothing * uniform_nll
     return nll.sum() / counted.sum()
 
 
@@ -69,7 +87,7 @@ def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
     return bool(metrics["seq_acc"].min() == 1 and metrics["loss"].max() < 0.01)
 
 
-def expected_loss_at_init(data_spec: dict[str, int], batch=None) -> float:
+def expected_loss_at_init(data_spec: dict[str, int], batch, cfg) -> float:
     """Loss of a uniform guess over the vocabulary: what an untrained model should show."""
     return math.log(data_spec["vocab_size"])
 

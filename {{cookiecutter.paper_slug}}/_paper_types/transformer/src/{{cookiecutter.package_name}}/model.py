@@ -18,8 +18,10 @@ Shapes: B batch, T sequence length, C model width, H heads, D = C / H head width
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 
@@ -78,18 +80,25 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-LN block: x + attn(ln(x)), then x + mlp(ln(x)).
 
-    def __init__(self, d_model: int, n_heads: int, mlp_ratio: int, dropout: float):
+    ``residual=False`` (an ablation) drops the "x +": each sub-layer then replaces the
+    stream instead of adding to it, and gradients must pass through every layer.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, mlp_ratio: int, dropout: float, residual: bool):
         super().__init__()
+        self.residual = residual
         self.ln_attn = nn.LayerNorm(d_model)
         self.attn = CausalSelfAttention(d_model, n_heads, dropout)
         self.ln_mlp = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, mlp_ratio * d_model, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_attn(x))
-        return x + self.mlp(self.ln_mlp(x))
+        keep = x if self.residual else 0
+        x = keep + self.attn(self.ln_attn(x))
+        keep = x if self.residual else 0
+        return keep + self.mlp(self.ln_mlp(x))
 
 
 class TransformerLM(nn.Module):
@@ -105,6 +114,7 @@ class TransformerLM(nn.Module):
         mlp_ratio: int,
         dropout: float,
         positional_encoding: bool,
+        residual: bool = True,
     ):
         super().__init__()
         self.context_length = context_length
@@ -116,7 +126,7 @@ class TransformerLM(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(d_model, n_heads, mlp_ratio, dropout) for _ in range(n_layers)
+            Block(d_model, n_heads, mlp_ratio, dropout, residual) for _ in range(n_layers)
         )
         self.ln_final = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
@@ -148,6 +158,19 @@ class TransformerLM(nn.Module):
         return self.head(self.ln_final(x))
 
 
+@dataclass
+class ModelConfig:
+    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+
+    d_model: int = MISSING
+    n_layers: int = MISSING
+    n_heads: int = MISSING
+    mlp_ratio: int = MISSING
+    dropout: float = MISSING
+    positional_encoding: bool = MISSING
+    residual: bool = MISSING
+
+
 def build_model(cfg, data_spec: dict[str, int]) -> TransformerLM:
     """Build the model from ``cfg.model`` and the sizes given by ``data.spec``."""
     return TransformerLM(
@@ -159,4 +182,5 @@ def build_model(cfg, data_spec: dict[str, int]) -> TransformerLM:
         mlp_ratio=cfg.mlp_ratio,
         dropout=cfg.dropout,
         positional_encoding=cfg.positional_encoding,
+        residual=cfg.residual,
     )

@@ -15,19 +15,33 @@ Contract shared with the rest of the package (every paper type provides it):
 - ``spec(cfg)`` -> dict of the sizes the model needs to know.
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "targets": Tensor}}.
 - ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+- ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
+from omegaconf import MISSING
 from sklearn.datasets import load_digits
 
-from .runtime import shuffled_batches
+from .runtime import ShuffledBatches
 
 SPLITS = ("train", "val", "test")
 PIXEL_MAX = 16.0  # the digits' raw pixel values are integers 0..16
+
+
+@dataclass
+class DataConfig:
+    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING
+    seed: int = MISSING
+    max_shift: int = MISSING
+    normalize: bool = MISSING
 
 
 def spec(cfg) -> dict[str, int]:
@@ -56,6 +70,8 @@ def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
     # One mean and std per channel, over the training images only.
     mean = train_images.mean(dim=(0, 2, 3), keepdim=True)
     std = train_images.std(dim=(0, 2, 3), keepdim=True)
+    if not cfg.normalize:  # the ablation: raw [0, 1] pixels
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
     return {
         name: {"inputs": (images[index[name]] - mean) / std, "targets": labels[index[name]]}
         for name in SPLITS
@@ -88,5 +104,14 @@ def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model
     """Endless shuffled training batches, each image randomly shifted by up to
     ``cfg.max_shift`` pixels (0 turns augmentation off). Evaluation reads the splits
     directly: no augmentation, so it is deterministic."""
-    for batch in shuffled_batches(split, batch_size, generator):
-        yield {**batch, "inputs": random_shift(batch["inputs"], cfg.max_shift, generator)}
+
+    def augment(batch, generator):
+        return {**batch, "inputs": random_shift(batch["inputs"], cfg.max_shift, generator)}
+
+    return ShuffledBatches(split, batch_size, generator, transform=augment)
+
+
+def overfit_batch(cfg, split, n: int, generator: torch.Generator, model=None):
+    """``n`` training examples for the overfit checks (tests/test_overfit.py and
+    the gauntlet): a batch exactly as training draws it."""
+    return next(train_batches(cfg, split, n, generator, model))

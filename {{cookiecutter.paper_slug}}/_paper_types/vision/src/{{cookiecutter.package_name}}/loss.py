@@ -13,12 +13,22 @@ Contract shared with the rest of the package (every paper type provides it):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import MISSING
 
 # The number the example is judged by (PAPER.md), and the value train() returns.
 HEADLINE_METRIC = "acc"
+HEADLINE_MODE = "max"  # higher is better: best.pt and the sweep summaries rank by it
+
+
+@dataclass
+class LossConfig:
+    """The keys of configs/loss/*.yaml and their types (see schema.py)."""
+
+    label_smoothing: float = MISSING
 
 
 def example_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -27,9 +37,17 @@ def example_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
-def loss_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean over the batch of the per-example NLL: a scalar to minimise."""
-    return example_nll(logits, batch["targets"]).mean()
+def loss_fn(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg) -> torch.Tensor:
+    """Mean over the batch of the per-example NLL: a scalar to minimise.
+
+    With ``cfg.label_smoothing`` = e > 0 the target is (1 - e) on the true class and
+    e spread evenly over all classes: (1 - e) * NLL + e * mean over classes of -log p.
+    """
+    nll = example_nll(logits, batch["targets"])
+    if cfg.label_smoothing:
+        uniform_nll = -logits.log_softmax(dim=-1).mean(dim=-1)
+        nll = (1 - cfg.label_smoothing) * nll + cfg.label_smoothing * uniform_nll
+    return nll.mean()
 
 
 def metrics_fn(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -52,7 +70,7 @@ def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
     return bool(metrics["acc"].min() == 1 and metrics["loss"].max() < 0.01)
 
 
-def expected_loss_at_init(data_spec: dict[str, int], batch=None) -> float:
+def expected_loss_at_init(data_spec: dict[str, int], batch, cfg) -> float:
     """Loss of a uniform guess over the classes: what an untrained model should show."""
     return math.log(data_spec["num_classes"])
 

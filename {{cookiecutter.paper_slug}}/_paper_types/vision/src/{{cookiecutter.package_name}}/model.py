@@ -19,7 +19,10 @@ Shapes: N batch, C channels, H x W image. Logits are [N, num_classes].
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 
@@ -59,6 +62,14 @@ class SmallCNN(nn.Module):
         x = self.features(images)  # [N, C, H', W']
         x = x.mean(dim=(2, 3))  # global average pooling -> [N, C]
         return self.classifier(self.dropout(x))
+
+
+@dataclass
+class ModelConfig:
+    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+
+    widths: list[int] = MISSING
+    dropout: float = MISSING
 
 
 def build_model(cfg, data_spec: dict[str, int]) -> SmallCNN:

@@ -1,0 +1,88 @@
+"""Pictures of a run, a sweep and the gauntlet, drawn with matplotlib.
+
+Imported only where a picture is drawn (end of training, end of a sweep), so
+matplotlib's import time never delays the start of a run. The Agg backend writes
+files and needs no display (clusters, CI).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
+
+
+def plot_training(records: list[dict], headline: str, run_dir: Path) -> Path:
+    """training_curves.png: train loss (log scale) and the validation headline metric."""
+    train = [(r["step"], r["train/loss"]) for r in records if "train/loss" in r]
+    val = [(r["step"], r[f"val/{headline}"]) for r in records if f"val/{headline}" in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    if train:
+        steps, losses = zip(*train, strict=True)
+        left.plot(steps, losses, color="tab:blue")
+        # A log axis shows the late, small improvements; it cannot show <= 0.
+        if all(loss > 0 for loss in losses if math.isfinite(loss)):
+            left.set_yscale("log")
+    left.set(xlabel="step", ylabel="train loss", title="training loss")
+    if val:
+        steps, values = zip(*val, strict=True)
+        right.plot(steps, values, marker="o", color="tab:orange")
+    right.set(xlabel="step", ylabel=f"val {headline}", title=f"validation {headline}")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    return _save(fig, run_dir / "training_curves.png")
+
+
+def plot_sweep(rows: list[dict], x: str, headline: str, path: Path) -> Path:
+    """Final train loss and validation metric against a swept value (log x for LRs);
+    diverged jobs are marked with a cross at the top of the loss panel."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ok = [r for r in rows if not r["diverged"]]
+    bad = [r for r in rows if r["diverged"]]
+    if ok:
+        left.plot([r[x] for r in ok], [r["train_loss"] for r in ok], marker="o")
+        right.plot(
+            [r[x] for r in ok], [r[f"val/{headline}"] for r in ok], marker="o", color="tab:orange"
+        )
+    if bad:
+        top = max((r["train_loss"] for r in ok), default=1.0)
+        left.scatter(
+            [r[x] for r in bad], [top] * len(bad), marker="x", color="red", label="diverged"
+        )
+        left.legend()
+    for axis in (left, right):
+        axis.set_xscale("log")
+        axis.set_xlabel(x)
+        axis.grid(alpha=0.3)
+    left.set(ylabel="final train loss", title=f"train loss vs {x}")
+    right.set(ylabel=f"val {headline}", title=f"validation {headline} vs {x}")
+    return _save(fig, path)
+
+
+def plot_lines(
+    curves: dict[str, list[float]], xlabel: str, ylabel: str, path: Path, log_y=True, x=None
+) -> Path:
+    """One line per named curve against the step, or against ``x`` on a log axis
+    (the gauntlet's overfit curves and its LR range test)."""
+    fig, axis = plt.subplots(figsize=(6, 3.8))
+    for name, values in curves.items():
+        axis.plot(x if x is not None else range(len(values)), values, label=name)
+    if x is not None:
+        axis.set_xscale("log")
+    if log_y and all(v > 0 for values in curves.values() for v in values if math.isfinite(v)):
+        axis.set_yscale("log")
+    axis.set(xlabel=xlabel, ylabel=ylabel)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,85 @@
+"""The config schema: every key the YAML files may set, with its type.
+
+Hydra merges the YAML files (configs/) onto these dataclasses, so a misspelt key
+(``trainer.max_step=10``) or a value of the wrong type (``trainer.max_steps=abc``)
+fails when the config is composed, with Hydra's own message, before any data is
+loaded. Values live in the YAML files; ``MISSING`` here means "the YAML must set
+it". The groups that depend on the paper type declare their keys next to the code
+that reads them: ``DataConfig`` in data.py, ``ModelConfig`` in model.py,
+``LossConfig`` in loss.py.
+
+To add a key: add it here (or to that dataclass) and to the YAML file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from .data import DataConfig
+from .loss import LossConfig
+from .model import ModelConfig
+
+
+class Precision(Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"  # bfloat16 autocast for forward and loss; weights stay float32
+
+
+@dataclass
+class OptimConfig:
+    lr: float = MISSING
+    betas: list[float] = MISSING
+    weight_decay: float = MISSING
+    warmup_steps: int = MISSING
+    min_lr_ratio: float = MISSING
+    grad_clip: float = MISSING
+
+
+@dataclass
+class TrainerConfig:
+    # Set per paper type in configs/trainer/default.yaml.
+    max_steps: int = MISSING
+    batch_size: int = MISSING  # the global batch: split across processes under torchrun
+    log_every: int = MISSING
+    eval_every: int = MISSING  # validation, then checkpoints/last.pt (and best.pt)
+    eval_batch_size: int = MISSING
+    # The same for every paper type; documented in the README's "Long runs" section.
+    resume: bool = False  # continue from <run dir>/checkpoints/last.pt when it exists
+    deterministic: bool = False  # deterministic kernels (bit-exact repeats on GPU too)
+    detect_anomaly: bool = False  # autograd anomaly mode: slow, names the op making NaNs
+    check_finite_every: int = 1  # steps between NaN/inf checks (each one syncs a GPU)
+    precision: Precision = Precision.fp32
+    compile: bool = False  # torch.compile the model for training steps
+    tensorboard: bool = True  # also log to <run dir>/tensorboard when it is installed
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = MISSING
+    device: str = MISSING
+
+
+@dataclass
+class EvalConfig:
+    ckpt_path: str = MISSING
+    split: str = "test"
+    batch_size: int = 512
+    device: str = "auto"
+    output: str | None = None
+
+
+def register() -> None:
+    """Make the schemas known to Hydra as ``train_schema`` and ``eval_schema``
+    (the first entries of the defaults lists in configs/train.yaml and eval.yaml)."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="eval_schema", node=EvalConfig)

@@ -1,0 +1,68 @@
+"""The gauntlet command: passes on the example, fails (and says why) on a broken one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import {{ cookiecutter.package_name }}.gauntlet as gauntlet
+
+
+def test_a_sign_flipped_loss_fails_the_gauntlet_with_hints(cfg, tmp_path, monkeypatch):
+    # The classic bug: minimising the negative of the loss.
+    real = gauntlet.loss_fn
+    monkeypatch.setattr(gauntlet, "loss_fn", lambda *args: -real(*args))
+    skip = {"input baseline", "LR range"}  # the LR range cannot see it: -loss does fall
+    checks = {c.name: c for c in gauntlet.run_gauntlet(cfg, tmp_path, sizes=(1,), skip=skip)}
+    for name in ("overfit 1", "loss at init"):
+        assert not checks[name].passed, name
+    report = (tmp_path / "gauntlet.md").read_text()
+    assert "| overfit 1 | FAIL |" in report and "sign flip" in report
+
+
+@pytest.mark.slow
+def test_a_model_that_ignores_its_input_fails_the_input_baseline(cfg, tmp_path, monkeypatch):
+    real_build = gauntlet.build_model
+
+    def blind_model(*args):
+        model = real_build(*args)
+        model.register_forward_pre_hook(lambda module, args: (args[0] * 0,))
+        return model
+
+    monkeypatch.setattr(gauntlet, "build_model", blind_model)
+    checks = {c.name: c for c in gauntlet.run_gauntlet(cfg, tmp_path, sizes=(), skip={"LR range"})}
+    assert not checks["input baseline"].passed
+
+
+@pytest.mark.slow
+def test_the_gauntlet_command_passes_on_the_example(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "{{ cookiecutter.package_name }}.gauntlet",
+        "--out",
+        str(tmp_path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    checks = json.loads((tmp_path / "gauntlet.json").read_text())
+    assert len(checks) == 9 and all(c["passed"] for c in checks)
+    assert "| overfit 100 | pass |" in result.stdout
+    for picture in ("overfit.png", "lr_range.png"):
+        assert (tmp_path / picture).stat().st_size > 1000
+
+
+def test_the_gauntlet_command_rejects_a_bad_override(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "{{ cookiecutter.package_name }}.gauntlet",
+        "optim.lrr=1",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and "lrr" in last_line

@@ -1,0 +1,100 @@
+"""Guards that stop a run early and say why: NaN/inf, bad config, non-determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+
+import {{ cookiecutter.package_name }}.train as train_module
+from {{ cookiecutter.package_name }}.ckpt import (
+    load_checkpoint,
+)
+
+
+def poison_loss_at(monkeypatch, call: int, how) -> None:
+    """Let the ``call``-th training loss go through ``how`` (e.g. times NaN)."""
+    real, calls = train_module.loss_fn, []
+
+    def loss_fn(*args):
+        calls.append(1)
+        loss = real(*args)
+        return how(loss) if len(calls) == call else loss
+
+    monkeypatch.setattr(train_module, "loss_fn", loss_fn)
+
+
+def test_a_nan_loss_stops_training_at_that_step(quick_cfg, tmp_path, monkeypatch):
+    poison_loss_at(monkeypatch, 7, lambda loss: loss * float("nan"))
+    with pytest.raises(train_module.NonFiniteError, match="step 7: the loss is nan"):
+        train_module.train(quick_cfg(), tmp_path)
+    # The last checkpoint (step 4) holds finite weights, written before the NaN.
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["step"] == 4
+    assert all(torch.isfinite(w).all() for w in state["model"].values())
+
+
+def test_a_non_finite_gradient_names_the_parameter(quick_cfg, tmp_path, monkeypatch):
+    built = []
+    real_build = train_module.build_model
+    monkeypatch.setattr(
+        train_module, "build_model", lambda *args: built.append(real_build(*args)) or built[-1]
+    )
+    trainable = []
+
+    def blow_up_one_gradient(loss):
+        # The loss stays finite; one parameter's gradient turns inf on the way back.
+        trainable.extend((n, p) for n, p in built[0].named_parameters() if p.requires_grad)
+        trainable[-1][1].register_hook(lambda grad: grad * float("inf"))
+        return loss
+
+    poison_loss_at(monkeypatch, 3, blow_up_one_gradient)
+    with pytest.raises(train_module.NonFiniteError) as error:
+        train_module.train(quick_cfg(), tmp_path)
+    assert f"step 3: the gradient of {trainable[-1][0]} is not finite" in str(error.value)
+
+
+def test_the_command_line_reports_divergence_in_one_line(tmp_path):
+    # An absurd LR and no clipping: the weights overflow within a few steps.
+    command = [
+        sys.executable, "-m", "{{ cookiecutter.package_name }}.train",
+        "optim.lr=1e30", "optim.warmup_steps=0", "optim.grad_clip=1e30",
+        "trainer.max_steps=50", "trainer.eval_every=1000", "trainer.tensorboard=false",
+        f"hydra.run.dir={tmp_path}",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: step "), result.stderr[-2000:]
+    assert json.loads((tmp_path / "diverged.json").read_text())["error"] in last_line
+
+
+@pytest.mark.filterwarnings("ignore:Error detected in")
+def test_anomaly_mode_names_the_operation(quick_cfg, tmp_path, monkeypatch):
+    # sqrt(-1) = NaN in the forward pass; anomaly mode reports the backward of it.
+    poison_loss_at(monkeypatch, 2, lambda loss: loss + (loss - loss - 1).sqrt())
+    with pytest.raises(RuntimeError, match="SqrtBackward0"):
+        train_module.train(quick_cfg("trainer.detect_anomaly=true"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["trainer.max_step=10", "trainer.max_steps=abc", "trainer.precision=fp16", "optim.lr=fast"],
+)
+def test_a_misspelt_key_or_wrong_type_fails_when_the_config_is_composed(quick_cfg, override):
+    with pytest.raises(ConfigCompositionException):
+        quick_cfg(override)
+
+
+def test_same_seed_same_losses_bit_for_bit(quick_cfg, tmp_path):
+    logs = []
+    for name in ("a", "b"):
+        train_module.train(quick_cfg("trainer.deterministic=true"), tmp_path / name)
+        logs.append((tmp_path / name / "metrics.jsonl").read_text())
+    assert logs[0] == logs[1]
+    train_module.train(quick_cfg("trainer.deterministic=true", "seed=1"), tmp_path / "c")
+    assert (tmp_path / "c" / "metrics.jsonl").read_text() != logs[0]

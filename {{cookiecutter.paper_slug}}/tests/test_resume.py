@@ -1,0 +1,144 @@
+"""A run that stops (crash, kill, pre-emption) and is resumed must end exactly
+where an uninterrupted run ends, and a checkpoint must never be half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import {{ cookiecutter.package_name }}.train as train_module
+from {{ cookiecutter.package_name }}.ckpt import (
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(monkeypatch, call: int) -> None:
+    """Make the training loop's ``call``-th loss computation raise (a crash mid-run)."""
+    real, calls = train_module.loss_fn, []
+
+    def loss_fn(*args):
+        calls.append(1)
+        if len(calls) == call:
+            raise Crash
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "loss_fn", loss_fn)
+
+
+def assert_same_weights(dir_a, dir_b) -> None:
+    a = load_checkpoint(dir_a / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(dir_b / "checkpoints" / "last.pt")["model"]
+    assert a.keys() == b.keys()
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, f"resumed run differs from the uninterrupted one in {different}"
+
+
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(quick_cfg, tmp_path, monkeypatch):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train_module.train(quick_cfg(), whole)
+    # Crash at step 10: the last checkpoint is from step 8, so steps 9-10 are redone.
+    crash_at(monkeypatch, 10)
+    with pytest.raises(Crash):
+        train_module.train(quick_cfg(), resumed)
+    monkeypatch.undo()
+    assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == 8
+    train_module.train(quick_cfg("trainer.resume=true"), resumed)
+    assert_same_weights(whole, resumed)
+    # The log reads as if the run had never stopped: no duplicated or lost steps.
+    assert (whole / "metrics.jsonl").read_text() == (resumed / "metrics.jsonl").read_text()
+
+
+def test_resuming_a_finished_run_does_nothing(quick_cfg, tmp_path, monkeypatch):
+    train_module.train(quick_cfg(), tmp_path)
+    before = (tmp_path / "metrics.json").read_text()
+    crash_at(monkeypatch, 1)  # any training step would now raise
+    headline = train_module.train(quick_cfg("trainer.resume=true"), tmp_path)
+    assert (tmp_path / "metrics.json").read_text() == before
+    assert headline == json.loads(before)[f"val/{train_module.HEADLINE_METRIC}"]
+
+
+def test_resume_refuses_a_changed_config(quick_cfg, tmp_path, monkeypatch):
+    crash_at(monkeypatch, 6)
+    with pytest.raises(Crash):
+        train_module.train(quick_cfg(), tmp_path)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match=r"optim\.lr was 0\.\d+, now 0\.5"):
+        train_module.train(quick_cfg("trainer.resume=true", "optim.lr=0.5"), tmp_path)
+
+
+def test_best_checkpoint_holds_the_best_validation_metric(quick_cfg, tmp_path):
+    train_module.train(quick_cfg(), tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    name = f"val/{train_module.HEADLINE_METRIC}"
+    logged = [r[name] for r in records if name in r and r["step"] > 0]
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    pick = max if train_module.HEADLINE_MODE == "max" else min
+    assert best["val"][train_module.HEADLINE_METRIC] == pick(logged)
+
+
+def test_a_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"step": 1, "weights": torch.ones(1000)})
+    # A child process starts writing step 2 and is killed halfway through the bytes.
+    script = textwrap.dedent(
+        """
+        import os, signal, sys, torch
+        from {{ cookiecutter.package_name }}.ckpt import save_checkpoint
+        real_save = torch.save
+        def save_and_die(obj, f):
+            real_save(obj, f)
+            f.flush()
+            f.truncate(f.tell() // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+        torch.save = save_and_die
+        save_checkpoint(sys.argv[1], dict(step=2, weights=torch.zeros(1000)))
+        """
+    )
+    command = [sys.executable, "-c", script, str(path)]
+    result = subprocess.run(command, capture_output=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL
+    state = load_checkpoint(path)
+    assert state["step"] == 1 and torch.equal(state["weights"], torch.ones(1000))
+    # The half-written temporary file is what a kill leaves; it is never read.
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_checkpoint(tmp_path / "last.pt.tmp")
+
+
+@pytest.mark.slow
+def test_sigkill_then_the_same_command_with_resume_matches_an_uninterrupted_run(tmp_path):
+    """The real thing: the command line, a SIGKILL at a random-ish step, a restart."""
+
+    def command(run_dir, *extra):
+        return [
+            sys.executable, "-m", "{{ cookiecutter.package_name }}.train",
+            "trainer.max_steps=40", "trainer.eval_every=5", "trainer.log_every=5",
+            "trainer.tensorboard=false", f"hydra.run.dir={run_dir}", *extra,
+        ]  # fmt: skip
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(command(whole), check=True, capture_output=True, timeout=600)
+    process = subprocess.Popen(command(killed), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # Kill once the run has checkpointed at least twice: somewhere mid-run.
+    for line in process.stdout:
+        if b"step 15 |" in line:
+            break
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert load_checkpoint(killed / "checkpoints" / "last.pt")["step"] < 40
+    subprocess.run(
+        command(killed, "trainer.resume=true"), check=True, capture_output=True, timeout=600
+    )
+    assert_same_weights(whole, killed)

@@ -1,0 +1,97 @@
+"""Speed switches (bf16 autocast, torch.compile) and data-parallel training."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import {{ cookiecutter.package_name }}.train as train_module
+from {{ cookiecutter.package_name }}.ckpt import (
+    load_checkpoint,
+)
+from {{ cookiecutter.package_name }}.runtime import (
+    Distributed,
+    shard,
+)
+
+
+def final_weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+
+
+def max_difference(a: dict, b: dict) -> float:
+    return max((a[name].float() - b[name].float()).abs().max().item() for name in a)
+
+
+def test_bf16_autocast_trains_close_to_float32(quick_cfg, tmp_path):
+    train_module.train(quick_cfg(), tmp_path / "fp32")
+    train_module.train(quick_cfg("trainer.precision=bf16"), tmp_path / "bf16")
+    fp32, bf16 = final_weights(tmp_path / "fp32"), final_weights(tmp_path / "bf16")
+    floats = [w for w in bf16.values() if w.is_floating_point()]
+    assert all(w.dtype == torch.float32 for w in floats), "weights must stay float32"
+    difference = max_difference(fp32, bf16)
+    # Different (bf16 has 8 bits of mantissa: autocast was on) but the same training.
+    assert 0 < difference < 0.05, difference
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    sys.platform == "win32" or not (shutil.which("cc") or shutil.which("gcc")),
+    reason="torch.compile on CPU needs a C compiler",
+)
+def test_torch_compile_trains_like_eager(quick_cfg, tmp_path):
+    train_module.train(quick_cfg(), tmp_path / "eager")
+    train_module.train(quick_cfg("trainer.compile=true"), tmp_path / "compiled")
+    difference = max_difference(
+        final_weights(tmp_path / "eager"), final_weights(tmp_path / "compiled")
+    )
+    # Fused kernels round differently; the training itself must be the same.
+    assert difference < 1e-3, difference
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel_run_matches_one_process(tmp_path):
+    """torchrun on CPU (gloo): one run directory, identical weights on both ranks,
+    and the same result as one process with the same global batch."""
+    steps = ["trainer.max_steps=12", "trainer.eval_every=6", "trainer.tensorboard=false"]
+    module = ["-m", "{{ cookiecutter.package_name }}.train"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = tmp_path / "single"
+    subprocess.run(
+        [sys.executable, *module, *steps, f"hydra.run.dir={single}"],
+        check=True, capture_output=True, timeout=600, env=env,
+    )  # fmt: skip
+    # The default run dir (runs/<date>/<launcher run id>) must be one dir for both ranks.
+    workdir = tmp_path / "ddp"
+    workdir.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         *module, *steps],
+        capture_output=True, text=True, timeout=600, env=env, cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = [p.parent for p in (workdir / "runs").glob("*/*/metrics.json")]
+    assert len(list((workdir / "runs").glob("*/*"))) == 1 and len(run_dirs) == 1
+    final = json.loads((run_dirs[0] / "metrics.json").read_text())
+    assert final["world_size"] == 2 and final["ranks_agree"] is True
+    # The same global batches; not bit-equal to one process: gradients are summed in
+    # another order, batch norm sees each process's half, sampled noise differs.
+    assert max_difference(final_weights(single), final_weights(run_dirs[0])) < 0.05
+
+
+def test_each_process_takes_an_equal_disjoint_share_of_the_batch():
+    batch = {"inputs": torch.arange(32).view(16, 2), "targets": torch.arange(16)}
+    world = 4
+    shares = [shard(batch, Distributed(rank, world, rank)) for rank in range(world)]
+    for name, tensor in batch.items():
+        parts = [share[name] for share in shares]
+        assert len({len(part) for part in parts}) == 1, "unequal shares bias the mean"
+        # Together the shares are the batch, each example exactly once.
+        rebuilt = torch.stack(parts, dim=1).flatten(0, 1)
+        assert torch.equal(rebuilt, tensor)
