@@ -46,6 +46,7 @@ SHARED_FILES = {
     f"src/{PKG}/configs/experiment/reference.yaml",
     f"src/{PKG}/configs/sweep/lr.yaml",
     f"src/{PKG}/configs/sweep/ablation.yaml",
+    f"src/{PKG}/configs/sweep/optuna.yaml",
     f"src/{PKG}/configs/ablation/none.yaml",
     f"src/{PKG}/configs/hydra/launcher/slurm.yaml",
     f"src/{PKG}/configs/hydra/launcher/local.yaml",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,16 +48,40 @@ def assert_same_weights(dir_a, dir_b) -> None:
     assert not different, f"resumed run differs from the uninterrupted one in {different}"
 
 
+def draw_from_every_random_state(monkeypatch) -> None:
+    """Make training depend on every random state a checkpoint must restore, for any
+    paper type: each loss is scaled by draws from Python's, NumPy's and PyTorch's
+    global generators (as dropout or sampling would), and epochs last three
+    batches, so the data generator reshuffles between checkpoint and crash."""
+    real_loss, real_batches = train_module.loss_fn, train_module.train_batches
+
+    def loss_fn(*args):
+        noise = random.random() + np.random.rand() + torch.rand(()).item()  # noqa: NPY002
+        return real_loss(*args) * (1 + 0.01 * noise)
+
+    def train_batches(cfg, split, batch_size, generator, model):
+        short = {name: tensor[: 3 * batch_size] for name, tensor in split.items()}
+        return real_batches(cfg, short, batch_size, generator, model)
+
+    monkeypatch.setattr(train_module, "loss_fn", loss_fn)
+    monkeypatch.setattr(train_module, "train_batches", train_batches)
+
+
 def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(quick_cfg, tmp_path, monkeypatch):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    train_module.train(quick_cfg(), whole)
-    # Crash at step 10: the last checkpoint is from step 8, so steps 9-10 are redone.
-    crash_at(monkeypatch, 10)
+    # log_every=3: the running loss window is half full at the step-8 checkpoint.
+    overrides = ("trainer.log_every=3",)
+    draw_from_every_random_state(monkeypatch)
+    train_module.train(quick_cfg(*overrides), whole)
+    # Crash at step 11: the last checkpoint is from step 8, so steps 9-11 are redone
+    # (and the step-9 log line written before the crash must not appear twice).
+    crash_at(monkeypatch, 11)
     with pytest.raises(Crash):
-        train_module.train(quick_cfg(), resumed)
-    monkeypatch.undo()
+        train_module.train(quick_cfg(*overrides), resumed)
     assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == 8
-    train_module.train(quick_cfg("trainer.resume=true"), resumed)
+    monkeypatch.undo()
+    draw_from_every_random_state(monkeypatch)
+    train_module.train(quick_cfg(*overrides, "trainer.resume=true"), resumed)
     assert_same_weights(whole, resumed)
     # The log reads as if the run had never stopped: no duplicated or lost steps.
     assert (whole / "metrics.jsonl").read_text() == (resumed / "metrics.jsonl").read_text()
@@ -83,10 +109,13 @@ def test_best_checkpoint_holds_the_best_validation_metric(quick_cfg, tmp_path):
     train_module.train(quick_cfg(), tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     name = f"val/{train_module.HEADLINE_METRIC}"
-    logged = [r[name] for r in records if name in r and r["step"] > 0]
-    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    logged = [(r["step"], r[name]) for r in records if name in r and r["step"] > 0]
     pick = max if train_module.HEADLINE_MODE == "max" else min
-    assert best["val"][train_module.HEADLINE_METRIC] == pick(logged)
+    best_value = pick(value for _, value in logged)
+    # The first evaluation that reached it: a tie is not an improvement.
+    best_step = next(step for step, value in logged if value == best_value)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert (best["step"], best["val"][train_module.HEADLINE_METRIC]) == (best_step, best_value)
 
 
 def test_a_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):

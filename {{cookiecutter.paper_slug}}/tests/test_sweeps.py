@@ -34,7 +34,9 @@ def fake_job(sweep_dir, num: int, override: str, losses: list[float], headline: 
     job = sweep_dir / str(num)
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([override]))
-    records = [{"step": i + 1, "train/loss": loss} for i, loss in enumerate(losses)]
+    # Step 0: the validation metric at initialisation (BAD), then the train losses.
+    records = [{"step": 0, HEADLINE: BAD}]
+    records += [{"step": i + 1, "train/loss": loss} for i, loss in enumerate(losses)]
     (job / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     if headline is not None:
         final = {"step": len(losses), "train/loss": losses[-1], HEADLINE: headline}
@@ -44,16 +46,17 @@ def fake_job(sweep_dir, num: int, override: str, losses: list[float], headline: 
 def test_summary_ranks_jobs_flags_divergence_and_warns_at_the_edge(tmp_path):
     fake_job(tmp_path, 0, "optim.lr=1e-05", [2.0, 1.9], BAD)
     fake_job(tmp_path, 1, "optim.lr=0.001", [2.0, 1.0], GOOD)  # best, and in the middle
-    fake_job(tmp_path, 2, "optim.lr=0.1", [2.0, 5.0], BAD)  # loss rose: diverged
+    fake_job(tmp_path, 2, "optim.lr=0.1", [2.0, 5.0], BAD - (GOOD - BAD))  # rose, worse: diverged
     fake_job(tmp_path, 3, "optim.lr=1.0", [2.0], None)  # crashed before the end
+    fake_job(tmp_path, 4, "optim.lr=0.03", [2.0, 5.0], GOOD)  # loss rose, metric improved (RL)
     rows = summarise_sweep(tmp_path, ["optim.lr"])
-    assert [r["optim.lr"] for r in rows] == [1e-5, 1e-3, 0.1, 1.0]
-    assert [r["status"] for r in rows] == ["done", "done", "diverged", "unfinished"]
+    assert [r["optim.lr"] for r in rows] == [1e-5, 1e-3, 0.1, 1.0, 0.03]
+    assert [r["status"] for r in rows] == ["done", "done", "diverged", "unfinished", "done"]
     table = (tmp_path / "summary.md").read_text()
     assert "| 0.001 | 1 |" in table and "**best**" in table.splitlines()[5]
     assert "warning" not in table
     with open(tmp_path / "summary.csv") as f:
-        assert len(list(csv.DictReader(f))) == 4
+        assert len(list(csv.DictReader(f))) == 5
     assert (tmp_path / "summary.png").stat().st_size > 1000
     # Move the best to the lowest LR: the summary must say the range is too narrow.
     (tmp_path / "0" / "metrics.json").write_text(
@@ -139,8 +142,8 @@ def test_optuna_search_with_sqlite_storage_when_installed(tmp_path):
         f"hydra.sweeper.storage={storage}",
     )
     # The study lives in the database (the SQLAlchemy pin matters here) with both trials.
-    study = optuna.load_study(study_name="{{ cookiecutter.package_name }}", storage=storage)
-    assert len(study.trials) == 2
+    (study,) = optuna.study.get_all_study_summaries(storage=storage)
+    assert study.n_trials == 2
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert set(results["best_params"]) == {"optim.lr", "optim.weight_decay"}
 

@@ -34,19 +34,25 @@ log = logging.getLogger(__name__)
 def job_row(job_dir: Path, swept: list[str]) -> dict:
     """One job's swept values and results. A job that never finished counts as
     unfinished; one stopped by the NaN guard, or whose train loss ended more than
-    10% above where it started, counts as diverged."""
+    10% above where it started while its headline metric ended worse than at
+    initialisation, counts as diverged."""
     overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
     values = dict(item.split("=", 1) for item in overrides if "=" in item)
     row = {key: _number(values.get(key, "")) for key in swept}
+    headline = f"val/{HEADLINE_METRIC}"
     records = [json.loads(line) for line in _lines(job_dir / "metrics.jsonl")]
     losses = [r["train/loss"] for r in records if "train/loss" in r]
     final = json.loads((job_dir / "metrics.json").read_text()) if _done(job_dir) else {}
     stopped = (job_dir / "diverged.json").is_file()
     row["train_loss"] = final.get("train/loss", math.nan)
-    row[f"val/{HEADLINE_METRIC}"] = final.get(f"val/{HEADLINE_METRIC}", math.nan)
-    # Rose by more than noise from where it started (NaN counts as risen).
+    row[headline] = final.get(headline, math.nan)
+    # Rose by more than noise from where it started (NaN counts as risen) while the
+    # headline metric ended worse than at initialisation. Both: an RL loss rises
+    # as the policy improves (longer episodes, larger returns to fit).
     rose = len(losses) > 1 and not losses[-1] <= losses[0] + 0.1 * abs(losses[0])
-    row["diverged"] = stopped or (bool(final) and rose)
+    at_init = next((r[headline] for r in records if r["step"] == 0 and headline in r), None)
+    got_worse = at_init is not None and not is_better_or_equal(row[headline], at_init)
+    row["diverged"] = stopped or (bool(final) and rose and got_worse)
     row["status"] = "diverged" if row["diverged"] else ("done" if final else "unfinished")
     row["job"] = job_dir.name
     return row
@@ -127,6 +133,10 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         summarise_sweep(sweep_dir, self.swept)
         log.info("sweep summary: %s", sweep_dir / "summary.md")
+
+
+def is_better_or_equal(value: float, reference: float) -> bool:
+    return value >= reference if HEADLINE_MODE == "max" else value <= reference
 
 
 def _done(job_dir: Path) -> bool:

@@ -25,6 +25,7 @@ Each run writes to its own directory (printed at the start):
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import math
@@ -444,6 +445,4 @@ def main(cfg: DictConfig) -> float:
 if __name__ == "__main__":
     # Call main() of the importable module, not of __main__: launchers that pickle
     # the job for another process (submitit, for SLURM) can then name it.
-    from {{ cookiecutter.package_name }}.train import main as importable_main
-
-    importable_main()
+    importlib.import_module(__spec__.name).main()
