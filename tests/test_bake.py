@@ -36,6 +36,7 @@ SHARED_FILES = {
     f"src/{PKG}/checkpoints.py",
     f"src/{PKG}/compare.py",
     f"src/{PKG}/schema.py",
+    f"src/{PKG}/optim.py",
     f"src/{PKG}/plots.py",
     f"src/{PKG}/sweeps.py",
     f"src/{PKG}/gauntlet.py",
@@ -66,6 +67,8 @@ SHARED_FILES = {
     "tests/test_speed_and_scale.py",
     "tests/test_sweeps.py",
     "tests/test_gauntlet.py",
+    "tests/test_optim.py",
+    "benchmarks/bench.py",
 }
 # Shared files a paper type replaces with its own version, and why (none so far:
 # where a type differs, the shared code calls a function of its data/model/loss).
@@ -73,6 +76,7 @@ REPLACED_SHARED_FILES: dict[str, set[str]] = {}
 # What each paper type adds: its data, model and trainer configs and its pitfall tests.
 TYPE_FILES = {
     "transformer": {
+        "benchmarks/small_model.yaml",
         f"src/{PKG}/configs/loss/cross_entropy.yaml",
         f"src/{PKG}/configs/ablation/no_positional_encoding.yaml",
         f"src/{PKG}/configs/ablation/no_residual.yaml",
@@ -84,6 +88,7 @@ TYPE_FILES = {
         "tests/write_yourself.txt",
     },
     "vision": {
+        "benchmarks/small_model.yaml",
         f"src/{PKG}/configs/loss/cross_entropy.yaml",
         f"src/{PKG}/configs/ablation/no_augmentation.yaml",
         f"src/{PKG}/configs/ablation/no_normalization.yaml",
@@ -94,6 +99,7 @@ TYPE_FILES = {
         "tests/write_yourself.txt",
     },
     "generative": {
+        "benchmarks/small_model.yaml",
         f"src/{PKG}/configs/loss/elbo.yaml",
         f"src/{PKG}/configs/ablation/no_kl.yaml",
         f"src/{PKG}/configs/ablation/strong_kl.yaml",
@@ -104,6 +110,7 @@ TYPE_FILES = {
         "tests/write_yourself.txt",
     },
     "rl": {
+        "benchmarks/small_model.yaml",
         f"src/{PKG}/configs/loss/actor_critic.yaml",
         f"src/{PKG}/configs/ablation/no_baseline.yaml",
         f"src/{PKG}/configs/ablation/no_advantage_normalization.yaml",

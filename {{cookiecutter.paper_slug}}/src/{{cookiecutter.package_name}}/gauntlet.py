@@ -39,8 +39,8 @@ from torch import nn
 from .data import build_splits, overfit_batch, spec
 from .loss import expected_loss_at_init, loss_fn, memorised
 from .model import build_model
+from .optim import build_optimizer
 from .runtime import pick_device
-from .train import build_optimizer
 
 OVERFIT_BUDGET = {1: 200, 10: 600, 100: 3000}  # steps allowed per batch size
 INIT_TOLERANCE = 0.05  # |loss at init - expected|, in the loss's own units

@@ -66,7 +66,9 @@ def make_deterministic(on: bool) -> None:
     if on:
         # cuBLAS needs a fixed workspace to be deterministic; set before first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on)
+    # Only when it changes: the call imports torch._inductor (a second at start-up).
+    if on != torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(on)
     torch.backends.cudnn.benchmark = not on
     torch.backends.cudnn.deterministic = on
 

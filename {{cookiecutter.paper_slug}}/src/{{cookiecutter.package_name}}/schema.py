@@ -33,6 +33,7 @@ class Precision(Enum):
 class OptimConfig:
     lr: float = MISSING
     betas: list[float] = MISSING
+    eps: float = MISSING
     weight_decay: float = MISSING
     warmup_steps: int = MISSING
     min_lr_ratio: float = MISSING

@@ -47,6 +47,7 @@ from .data import build_splits, spec, train_batches
 from .eval import evaluate
 from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn, summarise
 from .model import build_model
+from .optim import build_optimizer, lr_factor
 from .runtime import (
     init_distributed,
     make_deterministic,
@@ -74,25 +75,6 @@ NON_FINITE_HINT = (
 
 class NonFiniteError(FloatingPointError):
     """The loss or a gradient became NaN or infinite; the message says where."""
-
-
-def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """AdamW; weight decay on matrices only (not on biases or LayerNorm gains)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
-
-
-def lr_factor(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:
-    """Linear warm-up to the peak LR, then cosine decay to min_lr_ratio * peak."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
-    cosine = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-    return min_lr_ratio + (1.0 - min_lr_ratio) * cosine
 
 
 class MetricsLog:
@@ -169,14 +151,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     }
     model = build_model(cfg.model, spec(cfg.data)).to(device)
     optimizer = build_optimizer(model, cfg.optim)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        partial(
-            lr_factor,
-            warmup_steps=cfg.optim.warmup_steps,
-            max_steps=tc.max_steps,
-            min_lr_ratio=cfg.optim.min_lr_ratio,
-        ),
+    schedule = partial(
+        lr_factor,
+        warmup_steps=cfg.optim.warmup_steps,
+        max_steps=tc.max_steps,
+        min_lr_ratio=cfg.optim.min_lr_ratio,
     )
     batches = train_batches(cfg.data, splits["train"], tc.batch_size, generator, model)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
@@ -196,7 +175,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         refuse_changed_config(state["config"], config, last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         if hasattr(batches, "load_state_dict"):
             batches.load_state_dict(state["batches"])
         set_rng_states(state["rng"], generator)
@@ -218,7 +196,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     if tc.compile:
         step_model = torch.compile(step_model)
     bf16 = schema.Precision(tc.precision) == schema.Precision.bf16
-    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=bf16)
+    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16)
+    if not bf16:
+        autocast = contextlib.nullcontext  # no per-step cost when it is off
 
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
@@ -233,7 +213,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
             metrics_log.write({"step": 0, **prefixed("val", val)})
             log.info("step 0 (init) | val %s", _fmt(val))
 
-    start = time.perf_counter()
+    start, eval_seconds = time.perf_counter(), 0.0
+    step_model.train()  # evaluate() puts the model back in training mode after itself
     progress = tqdm(
         range(start_step + 1, tc.max_steps + 1),
         initial=start_step,
@@ -245,7 +226,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     try:
         with anomaly or contextlib.nullcontext():
             for step in progress:
-                step_model.train()
                 try:
                     batch = shard(next(batches), ddp)
                 except FloatingPointError as err:  # a collector that plays the model (RL)
@@ -260,8 +240,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
                 # non-finite: stop before the optimiser writes it into the weights.
                 if step % tc.check_finite_every == 0 and not torch.isfinite(grad_norm):
                     raise NonFiniteError(describe_non_finite(step, loss, model))
+                optimizer.set_lr(lr := cfg.optim.lr * schedule(step - 1))
                 optimizer.step()
-                scheduler.step()
                 loss_sum += loss.detach()
                 steps_in_sum += 1
 
@@ -276,12 +256,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
                             "step": step,
                             "train/loss": train_loss,
                             "train/grad_norm": grad_norm.item(),
-                            "lr": scheduler.get_last_lr()[0],
+                            "lr": lr,
                         }
                     )
                     progress.set_postfix(loss=f"{train_loss:.4f}")
                 if ddp.is_main and (step % tc.eval_every == 0 or step == tc.max_steps):
+                    eval_start = time.perf_counter()
                     val = evaluate(model, splits["val"], tc.eval_batch_size)
+                    eval_seconds += time.perf_counter() - eval_start
                     metrics_log.write({"step": step, **prefixed("val", val)})
                     log.info("step %d | train loss %.4f | val %s", step, train_loss, _fmt(val))
                     improved = best is None or is_better(val[HEADLINE_METRIC], best)
@@ -290,7 +272,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
                     state = {
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
                         "batches": batches.state_dict() if hasattr(batches, "state_dict") else {},
                         "rng": rng_states(generator),
                         "step": step,
@@ -326,7 +307,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         "train/loss": train_loss,
         **prefixed("val", val),
         **summary,
-        "train_seconds": round(train_seconds, 2),
+        "train_seconds": round(train_seconds, 2),  # the loop, validation included
+        "eval_seconds": round(eval_seconds, 2),
         "device": str(device),
         "world_size": ddp.world_size,
         "ranks_agree": agree,

@@ -1,0 +1,197 @@
+"""Does the project's structure cost speed? Figures as ratios, measured in one run.
+
+    python benchmarks/bench.py               # every figure, 5 repeats each
+    python benchmarks/bench.py --repeats 3 --skip tests
+
+Prints each figure as the median over the repeats and exits non-zero when one
+misses its target (a benchmark, not a test: the targets depend on the machine):
+
+    loop efficiency   steps/s of train.train (logging, progress bar, checkpoints at
+                      their defaults; validation time excluded) / steps/s of a
+                      minimal hand-written loop over the same model, optimiser,
+                      schedule and batches, on the example and on a small model
+                      where the fixed per-step cost dominates       target >= 0.95
+    start-up          `python -m <package>.train trainer.max_steps=1`
+                      / `python -c "import torch"`                   target <= 1.5
+    test time         `pytest` (default) and `pytest -m ""` (all)
+                      / `python -c "import torch"`                   target <= 6, <= 30
+    GPU speed-ups     bf16 autocast and torch.compile vs float32 eager on the
+                      example (only where CUDA is available)         reported
+
+benchmarks/small_model.yaml holds the overrides that shrink the example's model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+
+import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }} import (
+    schema,
+)
+from {{ cookiecutter.package_name }}.data import (
+    build_splits,
+    spec,
+    train_batches,
+)
+from {{ cookiecutter.package_name }}.loss import (
+    loss_fn,
+)
+from {{ cookiecutter.package_name }}.model import (
+    build_model,
+)
+from {{ cookiecutter.package_name }}.optim import (
+    build_optimizer,
+    lr_factor,
+)
+from {{ cookiecutter.package_name }}.runtime import (
+    pick_device,
+    seed_everything,
+)
+from {{ cookiecutter.package_name }}.train import (
+    train,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = Path(package.__file__).parent / "configs"
+SMALL_MODEL = yaml.safe_load((Path(__file__).parent / "small_model.yaml").read_text())["overrides"]
+
+
+def compose_config(*overrides: str):
+    schema.register()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def minimal_loop(cfg, steps: int) -> float:
+    """The loop anyone would write by hand, with the same model, optimiser, LR
+    schedule, clipping and batches as train.train. Returns steps per second."""
+    generator = seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    split = {k: v.to(device) for k, v in build_splits(cfg.data)["train"].items()}
+    model = build_model(cfg.model, spec(cfg.data)).to(device)
+    optimizer = build_optimizer(model, cfg.optim)
+    schedule = partial(
+        lr_factor,
+        warmup_steps=cfg.optim.warmup_steps,
+        max_steps=steps,
+        min_lr_ratio=cfg.optim.min_lr_ratio,
+    )
+    batches = train_batches(cfg.data, split, cfg.trainer.batch_size, generator, model)
+    model.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        batch = next(batches)
+        loss = loss_fn(model(batch["inputs"]), batch, cfg.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.set_lr(cfg.optim.lr * schedule(step))
+        optimizer.step()
+    _sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def project_loop(cfg, steps: int) -> float:
+    """train.train as a user runs it; steps per second of the loop without the
+    validation passes (their cost depends on the validation set, not the loop)."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        train(cfg, run_dir)
+        final = json.loads((Path(run_dir) / "metrics.json").read_text())
+    return steps / (final["train_seconds"] - final["eval_seconds"])
+
+
+def loop_efficiency(overrides: list[str], steps: int, repeats: int) -> float:
+    cfg = compose_config(*overrides, f"trainer.max_steps={steps}", "trainer.tensorboard=false")
+    ratios = []
+    for _ in range(repeats):  # interleaved, so drifts in machine load hit both alike
+        ratios.append(project_loop(cfg, steps) / minimal_loop(cfg, steps))
+    return statistics.median(ratios)
+
+
+def wall_time(command: list[str], repeats: int, cwd: Path = ROOT) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=cwd, check=True, capture_output=True, timeout=3600)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gpu_speedups(steps: int, repeats: int) -> dict[str, float]:
+    """Steps/s of bf16 autocast and torch.compile relative to float32 eager."""
+    figures = {}
+    base = ["trainer.tensorboard=false", f"trainer.max_steps={steps}", "device=cuda"]
+    eager = statistics.median(project_loop(compose_config(*base), steps) for _ in range(repeats))
+    for name, extra in [("bf16", ["trainer.precision=bf16"]), ("compile", ["trainer.compile=true"]),
+                        ("bf16+compile", ["trainer.precision=bf16", "trainer.compile=true"])]:  # fmt: skip
+        speed = statistics.median(
+            project_loop(compose_config(*base, *extra), steps) for _ in range(repeats)
+        )
+        figures[f"speed-up {name}"] = speed / eager
+    return figures
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmarks of the baked project.")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=300, help="training steps per loop timing")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["loop", "startup", "tests", "gpu"]
+    )
+    args = parser.parse_args()
+    python = sys.executable
+    rows = []  # (figure, value, target description, passed)
+
+    if "loop" not in args.skip:
+        for label, overrides in [("example", []), ("small model", SMALL_MODEL)]:
+            ratio = loop_efficiency(overrides, args.steps, args.repeats)
+            rows.append((f"loop efficiency, {label}", ratio, ">= 0.95", ratio >= 0.95))
+    torch_import = wall_time([python, "-c", "import torch"], args.repeats)
+    rows.append(("import torch (s)", torch_import, "reference", True))
+    if "startup" not in args.skip:
+        with tempfile.TemporaryDirectory() as run_dir:
+            module = f"{package.__name__}.train"
+            command = [python, "-m", module, "trainer.max_steps=1", f"hydra.run.dir={run_dir}"]
+            ratio = wall_time(command, args.repeats) / torch_import
+        rows.append(("start-up / import torch", ratio, "<= 1.5", ratio <= 1.5))
+    if "tests" not in args.skip:
+        pytest = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        default = wall_time(pytest, 1) / torch_import
+        rows.append(("default tests / import torch", default, "<= 6", default <= 6))
+        everything = wall_time([*pytest, "-m", "not checkpoints"], 1) / torch_import
+        rows.append(("all tests / import torch", everything, "<= 30", everything <= 30))
+    if "gpu" not in args.skip:
+        if torch.cuda.is_available():
+            for name, value in gpu_speedups(args.steps, args.repeats).items():
+                rows.append((name, value, "reported", True))
+        else:
+            print("no CUDA device: GPU speed-ups not measured")
+
+    print(f"\n| figure (median of {args.repeats}) | value | target | |")
+    print("|---|---|---|---|")
+    for name, value, target, passed in rows:
+        print(f"| {name} | {value:.3f} | {target} | {'ok' if passed else 'MISSED'} |")
+    if not all(passed for *_, passed in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
