@@ -166,6 +166,7 @@ def test_every_third_party_import_is_a_declared_dependency(baked):
     # The install above sees this interpreter's packages, so an undeclared import
     # would still work there; catch it here instead.
     meta = tomllib.loads((baked / "pyproject.toml").read_text())
+
     def names(requirements):
         return {re.split(r"[<>=!~\[ ]", r)[0] for r in requirements}
 
