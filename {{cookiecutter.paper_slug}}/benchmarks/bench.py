@@ -35,12 +35,8 @@ from pathlib import Path
 
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 
 import {{ cookiecutter.package_name }} as package
-from {{ cookiecutter.package_name }} import (
-    schema,
-)
 from {{ cookiecutter.package_name }}.data import (
     build_splits,
     spec,
@@ -60,19 +56,15 @@ from {{ cookiecutter.package_name }}.runtime import (
     pick_device,
     seed_everything,
 )
+from {{ cookiecutter.package_name }}.schema import (
+    compose_config,
+)
 from {{ cookiecutter.package_name }}.train import (
     train,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = Path(package.__file__).parent / "configs"
 SMALL_MODEL = yaml.safe_load((Path(__file__).parent / "small_model.yaml").read_text())["overrides"]
-
-
-def compose_config(*overrides: str):
-    schema.register()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
 
 
 def minimal_loop(cfg, steps: int) -> float:
@@ -90,6 +82,14 @@ def minimal_loop(cfg, steps: int) -> float:
         min_lr_ratio=cfg.optim.min_lr_ratio,
     )
     batches = train_batches(cfg.data, split, cfg.trainer.batch_size, generator, model)
+    # Warm-up (train.train's validation at step 0 does the same for its loop), with
+    # a batch from another generator so the timed batches are the same as there.
+    warm_up = torch.Generator().manual_seed(cfg.seed + 1)
+    with torch.no_grad():
+        model.eval()
+        model(
+            next(train_batches(cfg.data, split, cfg.trainer.batch_size, warm_up, model))["inputs"]
+        )
     model.train()
     start = time.perf_counter()
     for step in range(steps):

@@ -7,17 +7,10 @@ that passes here checks the code that actually trains.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from torch import nn
 
-import {{ cookiecutter.package_name }} as package
-from {{ cookiecutter.package_name }} import (
-    schema,
-)
 from {{ cookiecutter.package_name }}.data import (
     build_splits,
     spec,
@@ -26,8 +19,10 @@ from {{ cookiecutter.package_name }}.data import (
 from {{ cookiecutter.package_name }}.model import (
     build_model,
 )
+from {{ cookiecutter.package_name }}.schema import (
+    compose_config,
+)
 
-CONFIG_DIR = Path(package.__file__).parent / "configs"
 # A short run every paper type finishes in seconds (tests that train call it).
 QUICK_RUN = (
     "trainer.max_steps=12",
@@ -35,13 +30,6 @@ QUICK_RUN = (
     "trainer.log_every=2",
     "trainer.tensorboard=false",
 )
-schema.register()
-
-
-def compose_config(*overrides: str, config_name: str = "train"):
-    """The config Hydra would build for ``python -m ...train <overrides>``."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ from {{ cookiecutter.package_name }}.ckpt import (
 from {{ cookiecutter.package_name }}.runtime import (
     make_deterministic,
 )
+from {{ cookiecutter.package_name }}.schema import (
+    compose_config,
+)
 
 
 def poison_loss_at(monkeypatch, call: int, how) -> None:
@@ -90,8 +93,6 @@ def test_anomaly_mode_names_the_operation(quick_cfg, tmp_path, monkeypatch):
     ["trainer.max_step=10", "trainer.max_steps=abc", "trainer.precision=fp16", "optim.lr=fast"],
 )
 def test_a_misspelt_key_or_wrong_type_fails_when_the_config_is_composed(override):
-    from conftest import compose_config
-
     with pytest.raises(ConfigCompositionException):
         compose_config(override)
 

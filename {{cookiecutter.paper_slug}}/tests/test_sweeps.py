@@ -15,6 +15,10 @@ from {{ cookiecutter.package_name }}.loss import (
     HEADLINE_METRIC,
     HEADLINE_MODE,
 )
+from {{ cookiecutter.package_name }}.schema import (
+    CONFIG_DIR,
+    compose_config,
+)
 from {{ cookiecutter.package_name }}.sweeps import (
     summarise_sweep,
 )
@@ -75,8 +79,6 @@ def test_ablation_summary_shows_the_change_against_the_full_model(tmp_path):
 
 
 def test_every_ablation_switches_something_off(cfg):
-    from conftest import CONFIG_DIR, compose_config
-
     full = OmegaConf.to_container(cfg, resolve=True)
     options = sorted(p.stem for p in (CONFIG_DIR / "ablation").glob("*.yaml"))
     assert "none" in options and len(options) >= 3
@@ -121,8 +123,6 @@ def test_lr_sweep_summarises_every_job_and_resumes_without_redoing_work(tmp_path
 
 @pytest.mark.slow
 def test_ablation_sweep_runs_one_job_per_ablation(tmp_path):
-    from conftest import CONFIG_DIR
-
     run_sweep(tmp_path, "sweep=ablation")
     with open(tmp_path / "summary.csv") as f:
         names = sorted(r["ablation"] for r in csv.DictReader(f))

@@ -354,21 +354,17 @@ def format_report(checks: list[Check]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException
 
-    from . import schema
+    from .schema import compose_config
 
     parser = argparse.ArgumentParser(description="Run the debugging gauntlet.")
     parser.add_argument("overrides", nargs="*", help="config overrides, as for train.py")
     parser.add_argument("--sizes", nargs="+", type=int, default=[1, 10, 100])
     parser.add_argument("--out", type=Path, default=None, help="default: runs/gauntlet/<time>")
     args = parser.parse_args(argv)
-    schema.register()
-    config_dir = Path(__file__).parent / "configs"
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=args.overrides)
+        cfg = compose_config(*args.overrides)
     except ConfigCompositionException as err:
         # Hydra's message and its cause ("Key 'lrr' not in 'OptimConfig'") on one line.
         reason = " ".join(f"{err} {err.__cause__ or ''}".split())

@@ -44,7 +44,10 @@ def plot_sweep(rows: list[dict], x: str, headline: str, path: Path) -> Path:
     ok = [r for r in rows if not r["diverged"]]
     bad = [r for r in rows if r["diverged"]]
     if ok:
-        left.plot([r[x] for r in ok], [r["train_loss"] for r in ok], marker="o")
+        losses = [r["train_loss"] for r in ok]
+        left.plot([r[x] for r in ok], losses, marker="o")
+        if all(loss > 0 for loss in losses):  # losses spanning decades: a log axis
+            left.set_yscale("log")
         right.plot(
             [r[x] for r in ok], [r[f"val/{headline}"] for r in ok], marker="o", color="tab:orange"
         )

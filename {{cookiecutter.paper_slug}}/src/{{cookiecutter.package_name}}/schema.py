@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -22,6 +23,8 @@ from omegaconf import MISSING
 from .data import DataConfig
 from .loss import LossConfig
 from .model import ModelConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 class Precision(Enum):
@@ -84,3 +87,14 @@ def register() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="eval_schema", node=EvalConfig)
+
+
+def compose_config(*overrides: str, config_name: str = "train"):
+    """The config ``python -m {{ cookiecutter.package_name }}.train <overrides>`` would get,
+    composed without starting a Hydra app (the tests, the gauntlet, the benchmarks).
+    A bad override raises hydra.errors.ConfigCompositionException."""
+    from hydra import compose, initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
