@@ -170,7 +170,12 @@ def init_distributed(device_name: str = "auto") -> Distributed:
 def shard(batch: dict[str, torch.Tensor], ddp: Distributed) -> dict[str, torch.Tensor]:
     """This rank's share of a global batch: every rank draws the same global batch
     (same seed, same generator) and keeps every world_size-th example from its rank.
-    The gradient all-reduce then averages per-rank means into the global mean."""
+    The gradient all-reduce then averages per-rank means into the global mean.
+
+    Exact when the batch divides evenly. A batch of RL transitions does not always
+    (episodes differ in length): shares then differ by one transition, and every
+    rank plays all the episodes of the batch before taking its share.
+    """
     if ddp.world_size == 1:
         return batch
     return {name: tensor[ddp.rank :: ddp.world_size] for name, tensor in batch.items()}

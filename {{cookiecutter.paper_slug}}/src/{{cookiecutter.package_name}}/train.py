@@ -159,10 +159,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     )
     batches = train_batches(cfg.data, splits["train"], tc.batch_size, generator, model)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    if ddp.world_size > 1:
-        # The model's own randomness (dropout, sampled noise) must differ between
-        # processes, or every process would draw the same noise for its share.
-        torch.manual_seed(cfg.seed + ddp.rank)
 
     # Summed on the device and read back only at log time: .item() every step
     # would force the host to wait for the accelerator each iteration.
@@ -185,6 +181,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         log.info("resuming %s from step %d", run_dir, start_step)
     elif tc.resume:
         log.info("trainer.resume: no checkpoint in %s yet; starting from step 0", run_dir)
+    if ddp.world_size > 1:
+        # The model's own randomness (dropout, sampled noise) must differ between
+        # processes, or every process would draw the same noise for its share.
+        # (Checkpoints hold process 0's states, so this also follows a resume.)
+        torch.manual_seed(cfg.seed + ddp.rank + 1_000_003 * start_step)
 
     # The module that takes training steps: compiled and/or wrapped for data
     # parallelism. ``model`` itself stays plain for evaluation and checkpoints.
