@@ -54,6 +54,7 @@ from {{ cookiecutter.package_name }}.optim import (
 )
 from {{ cookiecutter.package_name }}.runtime import (
     pick_device,
+    plain,
     seed_everything,
 )
 from {{ cookiecutter.package_name }}.schema import (
@@ -70,35 +71,34 @@ SMALL_MODEL = yaml.safe_load((Path(__file__).parent / "small_model.yaml").read_t
 def minimal_loop(cfg, steps: int) -> float:
     """The loop anyone would write by hand, with the same model, optimiser, LR
     schedule, clipping and batches as train.train. Returns steps per second."""
+    data, loss_cfg, optim = plain(cfg.data), plain(cfg.loss), plain(cfg.optim)
     generator = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    split = {k: v.to(device) for k, v in build_splits(cfg.data)["train"].items()}
-    model = build_model(cfg.model, spec(cfg.data)).to(device)
-    optimizer = build_optimizer(model, cfg.optim)
+    split = {k: v.to(device) for k, v in build_splits(data)["train"].items()}
+    model = build_model(cfg.model, spec(data)).to(device)
+    optimizer = build_optimizer(model, optim)
     schedule = partial(
         lr_factor,
-        warmup_steps=cfg.optim.warmup_steps,
+        warmup_steps=optim.warmup_steps,
         max_steps=steps,
-        min_lr_ratio=cfg.optim.min_lr_ratio,
+        min_lr_ratio=optim.min_lr_ratio,
     )
-    batches = train_batches(cfg.data, split, cfg.trainer.batch_size, generator, model)
+    batches = train_batches(data, split, cfg.trainer.batch_size, generator, model)
     # Warm-up (train.train's validation at step 0 does the same for its loop), with
     # a batch from another generator so the timed batches are the same as there.
     warm_up = torch.Generator().manual_seed(cfg.seed + 1)
     with torch.no_grad():
         model.eval()
-        model(
-            next(train_batches(cfg.data, split, cfg.trainer.batch_size, warm_up, model))["inputs"]
-        )
+        model(next(train_batches(data, split, cfg.trainer.batch_size, warm_up, model))["inputs"])
     model.train()
     start = time.perf_counter()
     for step in range(steps):
         batch = next(batches)
-        loss = loss_fn(model(batch["inputs"]), batch, cfg.loss)
+        loss = loss_fn(model(batch["inputs"]), batch, loss_cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.set_lr(cfg.optim.lr * schedule(step))
+        torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+        optimizer.set_lr(optim.lr * schedule(step))
         optimizer.step()
     _sync(device)
     return steps / (time.perf_counter() - start)

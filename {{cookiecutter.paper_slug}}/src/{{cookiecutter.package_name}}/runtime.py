@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from omegaconf import OmegaConf
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -55,6 +57,13 @@ def set_rng_states(states: dict, data_generator: torch.Generator) -> None:
 def _as_tuples(value):
     # random.setstate wants the nested tuples back that getstate gave.
     return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def plain(node) -> SimpleNamespace:
+    """A config group as a plain object, for code that reads it every step: an
+    OmegaConf attribute read costs microseconds (type checks, interpolation), which
+    on a small model adds up to a tenth of the step time."""
+    return SimpleNamespace(**OmegaConf.to_container(node, resolve=True))
 
 
 def make_deterministic(on: bool) -> None:

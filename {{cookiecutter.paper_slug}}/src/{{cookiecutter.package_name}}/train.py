@@ -52,6 +52,7 @@ from .runtime import (
     init_distributed,
     make_deterministic,
     pick_device,
+    plain,
     ranks_agree,
     rng_states,
     seed_everything,
@@ -125,7 +126,10 @@ def read_jsonl(path: Path) -> list[dict]:
 def train(cfg: DictConfig, run_dir: str | Path) -> float:
     """Train as ``cfg`` says, write outputs to ``run_dir``; return the headline val metric."""
     run_dir = Path(run_dir)
-    tc = cfg.trainer
+    # Plain objects for what the loop reads every step (runtime.plain says why).
+    tc, oc, data_cfg, loss_cfg = (
+        plain(cfg[group]) for group in ("trainer", "optim", "data", "loss")
+    )
     if tc.resume and (run_dir / "metrics.json").is_file():
         final = json.loads((run_dir / "metrics.json").read_text())
         if final.get("step") == tc.max_steps:  # nothing left to do (a finished sweep job)
@@ -144,20 +148,20 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    splits = build_splits(cfg.data)
+    splits = build_splits(data_cfg)
     splits = {
         name: {key: tensor.to(device) for key, tensor in split.items()}
         for name, split in splits.items()
     }
-    model = build_model(cfg.model, spec(cfg.data)).to(device)
-    optimizer = build_optimizer(model, cfg.optim)
+    model = build_model(cfg.model, spec(data_cfg)).to(device)
+    optimizer = build_optimizer(model, oc)
     schedule = partial(
         lr_factor,
-        warmup_steps=cfg.optim.warmup_steps,
+        warmup_steps=oc.warmup_steps,
         max_steps=tc.max_steps,
-        min_lr_ratio=cfg.optim.min_lr_ratio,
+        min_lr_ratio=oc.min_lr_ratio,
     )
-    batches = train_batches(cfg.data, splits["train"], tc.batch_size, generator, model)
+    batches = train_batches(data_cfg, splits["train"], tc.batch_size, generator, model)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
     # Summed on the device and read back only at log time: .item() every step
@@ -232,16 +236,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
                 except FloatingPointError as err:  # a collector that plays the model (RL)
                     raise NonFiniteError(f"step {step}: {err}; {NON_FINITE_HINT}") from None
                 with autocast():
-                    loss = loss_fn(step_model(batch["inputs"]), batch, cfg.loss)
+                    loss = loss_fn(step_model(batch["inputs"]), batch, loss_cfg)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 # Clipping bounds one bad batch's damage; the norm is kept for the log.
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip)
                 # A NaN or inf anywhere in the loss or the gradients makes the norm
                 # non-finite: stop before the optimiser writes it into the weights.
                 if step % tc.check_finite_every == 0 and not torch.isfinite(grad_norm):
                     raise NonFiniteError(describe_non_finite(step, loss, model))
-                optimizer.set_lr(lr := cfg.optim.lr * schedule(step - 1))
+                optimizer.set_lr(lr := oc.lr * schedule(step - 1))
                 optimizer.step()
                 loss_sum += loss.detach()
                 steps_in_sum += 1
