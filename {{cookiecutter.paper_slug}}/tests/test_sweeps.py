@@ -144,6 +144,8 @@ def test_optuna_search_with_sqlite_storage_when_installed(tmp_path):
     # The study lives in the database (the SQLAlchemy pin matters here) with both trials.
     (study,) = optuna.study.get_all_study_summaries(storage=storage)
     assert study.n_trials == 2
+    # The objective's direction follows loss.HEADLINE_MODE (a resolver in schema.py).
+    assert study.direction.name == ("MAXIMIZE" if HEADLINE_MODE == "max" else "MINIMIZE")
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert set(results["best_params"]) == {"optim.lr", "optim.weight_decay"}
 

@@ -18,10 +18,10 @@ from enum import Enum
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from .data import DataConfig
-from .loss import LossConfig
+from .loss import HEADLINE_MODE, LossConfig
 from .model import ModelConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -87,6 +87,12 @@ def register() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="eval_schema", node=EvalConfig)
+    # ${headline_direction:} in configs/sweep/optuna.yaml: which way the objective goes.
+    OmegaConf.register_new_resolver(
+        "headline_direction",
+        lambda: "maximize" if HEADLINE_MODE == "max" else "minimize",
+        replace=True,
+    )
 
 
 def compose_config(*overrides: str, config_name: str = "train"):
