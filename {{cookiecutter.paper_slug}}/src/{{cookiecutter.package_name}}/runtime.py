@@ -113,10 +113,11 @@ class ShuffledBatches:
     def __init__(self, split, batch_size: int, generator: torch.Generator, transform=None):
         self.split = split
         self.n = len(next(iter(split.values())))
+        self.device = next(iter(split.values())).device
         self.batch_size = min(batch_size, self.n)
         self.generator = generator
         self.transform = transform
-        self.order = torch.empty(0, dtype=torch.long)
+        self.order = torch.empty(0, dtype=torch.long, device=self.device)
         self.position = 0
 
     def __iter__(self):
@@ -124,19 +125,19 @@ class ShuffledBatches:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         if self.position + self.batch_size > len(self.order):
-            self.order = torch.randperm(self.n, generator=self.generator)
+            # Drawn on the CPU (where the generator lives), moved once per epoch.
+            self.order = torch.randperm(self.n, generator=self.generator).to(self.device)
             self.position = 0
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
-        device = next(iter(self.split.values())).device
-        batch = {name: tensor[index.to(device)] for name, tensor in self.split.items()}
+        batch = {name: tensor[index] for name, tensor in self.split.items()}
         return self.transform(batch, self.generator) if self.transform else batch
 
     def state_dict(self) -> dict:
-        return {"order": self.order.clone(), "position": self.position}
+        return {"order": self.order.cpu(), "position": self.position}
 
     def load_state_dict(self, state: dict) -> None:
-        self.order, self.position = state["order"], state["position"]
+        self.order, self.position = state["order"].to(self.device), state["position"]
 
 
 # --- Data parallelism (torchrun) ---------------------------------------------------
