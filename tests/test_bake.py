@@ -45,6 +45,7 @@ SHARED_FILES = {
     f"src/{PKG}/configs/eval.yaml",
     f"src/{PKG}/configs/optim/adamw.yaml",
     f"src/{PKG}/configs/experiment/reference.yaml",
+    f"src/{PKG}/configs/experiment/tiny.yaml",
     f"src/{PKG}/configs/sweep/lr.yaml",
     f"src/{PKG}/configs/sweep/ablation.yaml",
     f"src/{PKG}/configs/sweep/optuna.yaml",
@@ -76,7 +77,6 @@ REPLACED_SHARED_FILES: dict[str, set[str]] = {}
 # What each paper type adds: its data, model and trainer configs and its pitfall tests.
 TYPE_FILES = {
     "transformer": {
-        "benchmarks/small_model.yaml",
         f"src/{PKG}/configs/loss/cross_entropy.yaml",
         f"src/{PKG}/configs/ablation/no_positional_encoding.yaml",
         f"src/{PKG}/configs/ablation/no_residual.yaml",
@@ -88,7 +88,6 @@ TYPE_FILES = {
         "tests/write_yourself.txt",
     },
     "vision": {
-        "benchmarks/small_model.yaml",
         f"src/{PKG}/configs/loss/cross_entropy.yaml",
         f"src/{PKG}/configs/ablation/no_augmentation.yaml",
         f"src/{PKG}/configs/ablation/no_normalization.yaml",
@@ -99,7 +98,6 @@ TYPE_FILES = {
         "tests/write_yourself.txt",
     },
     "generative": {
-        "benchmarks/small_model.yaml",
         f"src/{PKG}/configs/loss/elbo.yaml",
         f"src/{PKG}/configs/ablation/no_kl.yaml",
         f"src/{PKG}/configs/ablation/strong_kl.yaml",
@@ -110,7 +108,6 @@ TYPE_FILES = {
         "tests/write_yourself.txt",
     },
     "rl": {
-        "benchmarks/small_model.yaml",
         f"src/{PKG}/configs/loss/actor_critic.yaml",
         f"src/{PKG}/configs/ablation/no_baseline.yaml",
         f"src/{PKG}/configs/ablation/no_advantage_normalization.yaml",

@@ -144,7 +144,7 @@ def test_benchmark_prints_its_figures(installed):
     command = [str(python), "benchmarks/bench.py", "--repeats", "1", "--steps", "30", "--skip", "tests"]
     result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)
     assert result.returncode in (0, 1), result.stderr[-2000:]
-    for figure in ("loop efficiency, example", "loop efficiency, small model", "start-up / import torch"):
+    for figure in ("loop efficiency, example", "loop efficiency, tiny model", "start-up / import torch"):
         assert re.search(rf"\| {figure} \| \d+\.\d+ \|", result.stdout), result.stdout
 
 

@@ -69,7 +69,7 @@ def test_the_command_line_reports_divergence_in_one_line(tmp_path):
     # An absurd LR and no clipping: the weights overflow within a few steps.
     command = [
         sys.executable, "-m", "{{ cookiecutter.package_name }}.train",
-        "optim.lr=1e30", "optim.warmup_steps=0", "optim.grad_clip=1e30",
+        "experiment=tiny", "optim.lr=1e30", "optim.warmup_steps=0", "optim.grad_clip=1e30",
         "trainer.max_steps=50", "trainer.eval_every=1000", "trainer.tensorboard=false",
         f"hydra.run.dir={tmp_path}",
     ]  # fmt: skip
@@ -107,6 +107,7 @@ def test_same_seed_same_losses_bit_for_bit(quick_cfg, tmp_path):
     assert logs[2] != logs[0]  # and the seed does matter
 
 
+@pytest.mark.slow  # switching deterministic algorithms on imports torch's compiler (~1 s)
 def test_deterministic_switch_sets_and_clears_the_torch_flags():
     try:
         make_deterministic(True)

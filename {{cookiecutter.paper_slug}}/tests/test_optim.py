@@ -33,6 +33,7 @@ def train(model, optimizer, steps: int, x: torch.Tensor) -> None:
         optimizer.step()
 
 
+@pytest.mark.slow  # building a torch.optim optimiser imports torch._dynamo (~1 s)
 def test_adamw_matches_torch_step_for_step():
     ours, theirs = two_layer_net(), two_layer_net()
     x = torch.randn(16, 5)

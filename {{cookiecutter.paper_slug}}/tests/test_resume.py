@@ -118,6 +118,7 @@ def test_best_checkpoint_holds_the_best_validation_metric(quick_cfg, tmp_path):
     assert (best["step"], best["val"][train_module.HEADLINE_METRIC]) == (best_step, best_value)
 
 
+@pytest.mark.slow  # a second process that imports torch
 def test_a_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"step": 1, "weights": torch.ones(1000)})
@@ -154,7 +155,7 @@ def test_sigkill_then_the_same_command_with_resume_matches_an_uninterrupted_run(
         return [
             sys.executable, "-m", "{{ cookiecutter.package_name }}.train",
             "trainer.max_steps=40", "trainer.eval_every=5", "trainer.log_every=5",
-            "trainer.tensorboard=false", f"hydra.run.dir={run_dir}", *extra,
+            "trainer.tensorboard=false", "trainer.plot=false", f"hydra.run.dir={run_dir}", *extra,
         ]  # fmt: skip
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"

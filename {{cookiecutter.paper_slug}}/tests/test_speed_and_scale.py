@@ -59,7 +59,13 @@ def test_torch_compile_trains_like_eager(quick_cfg, tmp_path):
 def test_two_process_data_parallel_run_matches_one_process(tmp_path):
     """torchrun on CPU (gloo): one run directory, identical weights on both ranks,
     and the same result as one process with the same global batch."""
-    steps = ["trainer.max_steps=12", "trainer.eval_every=6", "trainer.tensorboard=false"]
+    steps = [
+        "experiment=tiny",
+        "trainer.max_steps=12",
+        "trainer.eval_every=6",
+        "trainer.tensorboard=false",
+        "trainer.plot=false",
+    ]
     module = ["-m", "{{ cookiecutter.package_name }}.train"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = tmp_path / "single"

@@ -26,10 +26,12 @@ from {{ cookiecutter.package_name }}.sweeps import (
 HEADLINE = f"val/{HEADLINE_METRIC}"
 GOOD, BAD = (0.9, 0.1) if HEADLINE_MODE == "max" else (0.1, 0.9)
 TINY = [
+    "experiment=tiny",
     "trainer.max_steps=6",
     "trainer.eval_every=3",
     "trainer.log_every=3",
     "trainer.tensorboard=false",
+    "trainer.plot=false",
 ]
 
 

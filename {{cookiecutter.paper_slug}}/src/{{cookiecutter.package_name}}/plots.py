@@ -1,8 +1,9 @@
 """Pictures of a run, a sweep and the gauntlet, drawn with matplotlib.
 
 Imported only where a picture is drawn (end of training, end of a sweep), so
-matplotlib's import time never delays the start of a run. The Agg backend writes
-files and needs no display (clusters, CI).
+matplotlib's import time (~0.5 s) never delays the start of a run. Figures are
+built without pyplot: no global backend, no display needed (clusters, CI), and
+saving a ``Figure`` to .png renders it with Agg.
 """
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
+# Fixed margins (fractions of the figure) instead of tight_layout, which measures
+# every label first and costs about as much again as drawing the figure.
+TWO_PANELS = dict(left=0.08, right=0.98, bottom=0.14, top=0.91, wspace=0.26)
+ONE_PANEL = dict(left=0.12, right=0.97, bottom=0.14, top=0.95)
 
 
 def plot_training(records: list[dict], headline: str, run_dir: Path) -> Path:
     """training_curves.png: train loss (log scale) and the validation headline metric."""
     train = [(r["step"], r["train/loss"]) for r in records if "train/loss" in r]
     val = [(r["step"], r[f"val/{headline}"]) for r in records if f"val/{headline}" in r]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2, gridspec_kw=TWO_PANELS)
     if train:
         steps, losses = zip(*train, strict=True)
         left.plot(steps, losses, color="tab:blue")
@@ -40,7 +44,8 @@ def plot_training(records: list[dict], headline: str, run_dir: Path) -> Path:
 def plot_sweep(rows: list[dict], x: str, headline: str, path: Path) -> Path:
     """Final train loss and validation metric against a swept value (log x for LRs);
     diverged jobs are marked with a cross at the top of the loss panel."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2, gridspec_kw=TWO_PANELS)
     ok = [r for r in rows if not r["diverged"]]
     bad = [r for r in rows if r["diverged"]]
     if ok:
@@ -71,7 +76,8 @@ def plot_lines(
 ) -> Path:
     """One line per named curve against the step, or against ``x`` on a log axis
     (the gauntlet's overfit curves and its LR range test)."""
-    fig, axis = plt.subplots(figsize=(6, 3.8))
+    fig = Figure(figsize=(6, 3.8))
+    axis = fig.subplots(gridspec_kw=ONE_PANEL)
     for name, values in curves.items():
         axis.plot(x if x is not None else range(len(values)), values, label=name)
     if x is not None:
@@ -84,8 +90,6 @@ def plot_lines(
     return _save(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=100)  # no pyplot, so nothing to close: the figure is garbage
     return path

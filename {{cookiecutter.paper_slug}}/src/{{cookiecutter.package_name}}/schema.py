@@ -55,10 +55,13 @@ class TrainerConfig:
     resume: bool = False  # continue from <run dir>/checkpoints/last.pt when it exists
     deterministic: bool = False  # deterministic kernels (bit-exact repeats on GPU too)
     detect_anomaly: bool = False  # autograd anomaly mode: slow, names the op making NaNs
-    check_finite_every: int = 1  # steps between NaN/inf checks (each one syncs a GPU)
+    # Steps between NaN/inf checks. None: every step on the CPU (free there) and every
+    # log_every steps on a GPU, where each check waits for the GPU to catch up.
+    check_finite_every: int | None = None
     precision: Precision = Precision.fp32
     compile: bool = False  # torch.compile the model for training steps
     tensorboard: bool = True  # also log to <run dir>/tensorboard when it is installed
+    plot: bool = True  # training_curves.png at the end (matplotlib: ~0.5 s)
 
 
 @dataclass

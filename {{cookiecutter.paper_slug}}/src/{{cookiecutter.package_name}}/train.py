@@ -14,7 +14,7 @@ data-parallel on two processes (GPUs, or CPU cores over gloo).
 Each run writes to its own directory (printed at the start):
     metrics.jsonl         one JSON object per logged step (train and val)
     metrics.json          final validation metrics (+ the paper type's summary)
-    training_curves.png   train loss and validation metric against steps
+    training_curves.png   train loss and validation metric against steps (from 2 logs)
     checkpoints/last.pt   everything needed to continue exactly where it stopped
     checkpoints/best.pt   the same, at the best validation headline metric so far
     .hydra/               the composed config and the overrides used
@@ -200,6 +200,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         )
     if tc.compile:
         step_model = torch.compile(step_model)
+    check_every = tc.check_finite_every or (1 if device.type == "cpu" else tc.log_every)
     bf16 = schema.Precision(tc.precision) == schema.Precision.bf16
     autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16)
     if not bf16:
@@ -243,7 +244,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip)
                 # A NaN or inf anywhere in the loss or the gradients makes the norm
                 # non-finite: stop before the optimiser writes it into the weights.
-                if step % tc.check_finite_every == 0 and not torch.isfinite(grad_norm):
+                if step % check_every == 0 and not torch.isfinite(grad_norm):
                     raise NonFiniteError(describe_non_finite(step, loss, model))
                 optimizer.set_lr(lr := oc.lr * schedule(step - 1))
                 optimizer.step()
@@ -319,9 +320,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         "ranks_agree": agree,
     }
     (run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
-    from .plots import plot_training  # matplotlib: imported only once training is done
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    if tc.plot and sum("train/loss" in r for r in records) >= 2:  # one point is no curve
+        from .plots import plot_training  # matplotlib (~0.5 s): only when there is a plot
 
-    plot_training(read_jsonl(run_dir / "metrics.jsonl"), HEADLINE_METRIC, run_dir)
+        plot_training(records, HEADLINE_METRIC, run_dir)
     log.info("done: %s", json.dumps(final))
     log.info(
         "evaluate with: python -m {{ cookiecutter.package_name }}.eval ckpt_path=%s",
@@ -353,7 +356,7 @@ def describe_non_finite(step: int, loss: torch.Tensor, model: torch.nn.Module) -
 
 
 def refuse_non_finite_weights(model: torch.nn.Module, step: int) -> None:
-    # Needed when trainer.check_finite_every > 1 let a bad step through.
+    # Needed when checks every few steps (trainer.check_finite_every) let a bad step through.
     for name, param in model.named_parameters():
         if not torch.isfinite(param).all():
             raise NonFiniteError(

@@ -7,9 +7,14 @@ survive into reproductions; the ELBO they report is simply not the ELBO.
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
+from {{ cookiecutter.package_name }}.data import (
+    read_digits,
+)
 from {{ cookiecutter.package_name }}.loss import (
     active_units,
     gaussian_kl,
@@ -88,3 +93,12 @@ def test_sample_is_mu_plus_sigma_times_noise_with_sigma_from_half_logvar(model, 
         torch.testing.assert_close(model(x, noise=eps)["logits"], expected)
         # Without given noise, the sample is random: two passes differ.
         assert not torch.equal(model(x)["logits"], model(x)["logits"])
+
+
+@pytest.mark.slow  # imports sklearn.datasets (~0.8 s)
+def test_the_digits_read_from_the_file_are_load_digits():
+    from sklearn.datasets import load_digits
+
+    pixels, labels = read_digits()
+    digits = load_digits()
+    assert np.array_equal(pixels, digits.data) and np.array_equal(labels, digits.target)

@@ -8,12 +8,15 @@ augmentation caps it, and a random evaluation transform makes every number noisy
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 from {{ cookiecutter.package_name }}.data import (
     SPLITS,
     load_images,
     random_shift,
+    read_digits,
     train_batches,
 )
 from {{ cookiecutter.package_name }}.eval import (
@@ -103,3 +106,12 @@ def test_no_image_is_in_two_splits(splits):
             key = image.numpy().tobytes()
             assert key not in seen, f"the same image is in {seen[key]} and {name}"
             seen[key] = name
+
+
+@pytest.mark.slow  # imports sklearn.datasets (~0.8 s)
+def test_the_digits_read_from_the_file_are_load_digits():
+    from sklearn.datasets import load_digits
+
+    pixels, labels = read_digits()
+    digits = load_digits()
+    assert np.array_equal(pixels, digits.data) and np.array_equal(labels, digits.target)
