@@ -141,7 +141,7 @@ def test_benchmark_prints_its_figures(installed):
     # Targets depend on the machine: the benchmark reports them, the test does not
     # judge them. A short run of every figure but the test-suite timings.
     project, python = installed
-    command = [str(python), "benchmarks/bench.py", "--repeats", "1", "--steps", "30", "--skip", "tests"]
+    command = [str(python), "benchmarks/bench.py", "--repeats", "1", "--seconds", "0.3", "--skip", "tests"]
     result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)
     assert result.returncode in (0, 1), result.stderr[-2000:]
     for figure in ("loop efficiency, example", "loop efficiency, tiny model", "start-up / import torch"):

@@ -114,7 +114,16 @@ def project_loop(cfg, steps: int) -> float:
     return steps / (final["train_seconds"] - final["eval_seconds"])
 
 
-def loop_efficiency(overrides: list[str], steps: int, repeats: int) -> float:
+def steps_for(overrides: list[str], seconds: float) -> int:
+    """Enough steps for the hand-written loop to run ``seconds``: every figure gets
+    the same precision, whether a step takes 2 ms (a tiny model) or 150 ms (RL)."""
+    probe = 20
+    cfg = compose_config(*overrides, f"trainer.max_steps={probe}", "trainer.tensorboard=false")
+    return max(probe, round(seconds * minimal_loop(cfg, probe)))
+
+
+def loop_efficiency(overrides: list[str], seconds: float, repeats: int) -> float:
+    steps = steps_for(overrides, seconds)
     cfg = compose_config(*overrides, f"trainer.max_steps={steps}", "trainer.tensorboard=false")
     ratios = []
     for _ in range(repeats):  # interleaved, so drifts in machine load hit both alike
@@ -131,9 +140,10 @@ def wall_time(command: list[str], repeats: int, cwd: Path = ROOT) -> float:
     return statistics.median(times)
 
 
-def gpu_speedups(steps: int, repeats: int) -> dict[str, float]:
+def gpu_speedups(seconds: float, repeats: int) -> dict[str, float]:
     """Steps/s of bf16 autocast and torch.compile relative to float32 eager."""
     figures = {}
+    steps = steps_for(["device=cuda"], seconds)
     base = ["trainer.tensorboard=false", f"trainer.max_steps={steps}", "device=cuda"]
     eager = statistics.median(project_loop(compose_config(*base), steps) for _ in range(repeats))
     for name, extra in [("bf16", ["trainer.precision=bf16"]), ("compile", ["trainer.compile=true"]),
@@ -153,7 +163,9 @@ def _sync(device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmarks of the baked project.")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=300, help="training steps per loop timing")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="length of each loop timing (sets the steps)"
+    )
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["loop", "startup", "tests", "gpu"]
     )
@@ -163,7 +175,7 @@ def main() -> None:
 
     if "loop" not in args.skip:
         for label, overrides in [("example", []), ("tiny model", ["experiment=tiny"])]:
-            ratio = loop_efficiency(overrides, args.steps, args.repeats)
+            ratio = loop_efficiency(overrides, args.seconds, args.repeats)
             rows.append((f"loop efficiency, {label}", ratio, ">= 0.95", ratio >= 0.95))
     torch_import = wall_time([python, "-c", "import torch"], args.repeats)
     rows.append(("import torch (s)", torch_import, "reference", True))
@@ -185,7 +197,7 @@ def main() -> None:
         rows.append(("all tests / import torch", everything, "<= 30", everything <= 30))
     if "gpu" not in args.skip:
         if torch.cuda.is_available():
-            for name, value in gpu_speedups(args.steps, args.repeats).items():
+            for name, value in gpu_speedups(args.seconds, args.repeats).items():
                 rows.append((name, value, "reported", True))
         else:
             print("no CUDA device: GPU speed-ups not measured")

@@ -7,10 +7,14 @@ that passes here checks the code that actually trains.
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import pytest
 import torch
 from torch import nn
 
+import {{ cookiecutter.package_name }}.train as train_module
 from {{ cookiecutter.package_name }}.data import (
     build_splits,
     spec,
@@ -108,3 +112,31 @@ def forward_with_input_grad():
 def quick_cfg():
     """``quick_cfg(*overrides)``: the config of a short run that trains in seconds."""
     return lambda *overrides: compose_config(*QUICK_RUN, *overrides)
+
+
+@pytest.fixture(scope="session")
+def run_train_command():
+    """``run_train_command(*args)``: ``python -m <package>.train <args>`` in this
+    process, i.e. train.main() (Hydra's @hydra.main) with the arguments in sys.argv.
+
+    The same composition, run directory, sweeps and error handling (a failed run
+    raises SystemExit with its one-line message) without a second Python and torch
+    import (~2 s each). What needs a process of its own (a kill, torchrun, a
+    launcher that spawns jobs) runs the real command instead.
+    """
+
+    def run(*args: str) -> None:
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(sys, "argv", ["train", *args])
+                train_module.main()
+        finally:  # Hydra set up logging for the run (a file in its directory): undo it
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+                    handler.close()
+            root.setLevel(level)
+
+    return run

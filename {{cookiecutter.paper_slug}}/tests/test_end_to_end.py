@@ -1,22 +1,17 @@
 """A short run through the command-line entry point: it writes metrics and a
 checkpoint, and evaluating that checkpoint reproduces the validation metrics it logged.
 
-The run calls train.main() (Hydra's @hydra.main) in this process with a command line
-in sys.argv: the same composition, run directory and error handling as
-``python -m ... .train``, without paying for a second Python and torch import.
-The slow tests and the template's own tests run the real command in a new process.
+The command runs in this process (conftest.run_train_command says why); the slow
+tests and the template's own tests run it in a new process too.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 
 import pytest
 import torch
 
-import {{ cookiecutter.package_name }}.train as train_module
 from {{ cookiecutter.package_name }}.ckpt import (
     CheckpointError,
     load_checkpoint,
@@ -32,24 +27,12 @@ STEPS = 20
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, run_train_command):
     run_dir = tmp_path_factory.mktemp("run")
-    argv = [
-        "train", "experiment=tiny", f"trainer.max_steps={STEPS}", "trainer.eval_every=10",
+    run_train_command(
+        "experiment=tiny", f"trainer.max_steps={STEPS}", "trainer.eval_every=10",
         "trainer.log_every=5", f"hydra.run.dir={run_dir}",
-    ]  # fmt: skip
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(sys, "argv", argv)
-            train_module.main()  # a failed run raises SystemExit with its error
-    finally:  # Hydra configured logging for the run (a file in run_dir): undo it
-        for handler in root.handlers[:]:
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        root.setLevel(level)
+    )  # fmt: skip
     return run_dir
 
 

@@ -89,18 +89,16 @@ def test_every_ablation_switches_something_off(cfg):
         assert (ablated == full) == (name == "none"), name
 
 
-def run_sweep(sweep_dir, *overrides):
-    command = [
-        sys.executable, "-m", "{{ cookiecutter.package_name }}.train", "-m", *overrides, *TINY,
-        f"hydra.sweep.dir={sweep_dir}",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return result
+@pytest.fixture
+def run_sweep(run_train_command):
+    """``run_sweep(sweep_dir, *overrides)``: a multirun of short jobs, in this process."""
+    return lambda sweep_dir, *overrides: run_train_command(
+        "-m", *overrides, *TINY, f"hydra.sweep.dir={sweep_dir}"
+    )
 
 
 @pytest.mark.slow
-def test_lr_sweep_summarises_every_job_and_resumes_without_redoing_work(tmp_path):
+def test_lr_sweep_summarises_every_job_and_resumes_without_redoing_work(tmp_path, run_sweep):
     # Three LRs, the last absurd (and unclipped) so that it diverges.
     lrs = ["sweep=lr", "optim.lr=1e-4,1e-2,1e30", "optim.grad_clip=1e30"]
     run_sweep(tmp_path, *lrs)
@@ -124,7 +122,7 @@ def test_lr_sweep_summarises_every_job_and_resumes_without_redoing_work(tmp_path
 
 
 @pytest.mark.slow
-def test_ablation_sweep_runs_one_job_per_ablation(tmp_path):
+def test_ablation_sweep_runs_one_job_per_ablation(tmp_path, run_sweep):
     run_sweep(tmp_path, "sweep=ablation")
     with open(tmp_path / "summary.csv") as f:
         names = sorted(r["ablation"] for r in csv.DictReader(f))
@@ -132,7 +130,7 @@ def test_ablation_sweep_runs_one_job_per_ablation(tmp_path):
 
 
 @pytest.mark.slow
-def test_optuna_search_with_sqlite_storage_when_installed(tmp_path):
+def test_optuna_search_with_sqlite_storage_when_installed(tmp_path, run_sweep):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
     import optuna
 
@@ -155,6 +153,12 @@ def test_optuna_search_with_sqlite_storage_when_installed(tmp_path):
 @pytest.mark.slow
 def test_local_submitit_launcher_runs_the_jobs_when_installed(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
-    run_sweep(tmp_path, "hydra/launcher=local", "seed=0,1")
+    # The real command: the launcher starts a process per job and pickles main() for it.
+    command = [
+        sys.executable, "-m", "{{ cookiecutter.package_name }}.train", "-m", "hydra/launcher=local",
+        "seed=0,1", *TINY, f"hydra.sweep.dir={tmp_path}",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     finals = [json.loads((tmp_path / str(i) / "metrics.json").read_text()) for i in (0, 1)]
     assert [f["step"] for f in finals] == [6, 6]
