@@ -125,8 +125,10 @@ class ShuffledBatches:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         if self.position + self.batch_size > len(self.order):
-            # Drawn on the CPU (where the generator lives), moved once per epoch.
-            self.order = torch.randperm(self.n, generator=self.generator).to(self.device)
+            # Drawn on the CPU (where the generator lives), moved once per epoch
+            # without blocking (the host does not wait for the GPU's queue).
+            order = torch.randperm(self.n, generator=self.generator)
+            self.order = order.to(self.device, non_blocking=True)
             self.position = 0
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size

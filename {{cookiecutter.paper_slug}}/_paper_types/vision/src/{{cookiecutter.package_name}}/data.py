@@ -112,8 +112,10 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     canvas = background.expand(n, images.size(1), h + 2 * pad, w + 2 * pad).clone()
     canvas[:, :, pad : pad + h, pad : pad + w] = images
     # One random offset per image; crop a window of the original size at it.
-    # The generator lives on the CPU; only the offsets travel to the device.
-    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(images.device)
+    # The generator lives on the CPU; only the offsets travel to the device, without
+    # blocking: the host does not wait for the GPU to finish its queue every step.
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator)
+    dy, dx = offsets.to(images.device, non_blocking=True)
     arange = partial(torch.arange, device=images.device)
     rows = (dy[:, None] + arange(h))[:, None, :, None]  # [N, 1, H, 1]
     cols = (dx[:, None] + arange(w))[:, None, None, :]  # [N, 1, 1, W]
