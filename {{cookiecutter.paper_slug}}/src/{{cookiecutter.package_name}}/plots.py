@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 # Fixed margins (fractions of the figure) instead of tight_layout, which measures
 # every label first and costs about as much again as drawing the figure.
-TWO_PANELS = dict(left=0.08, right=0.98, bottom=0.14, top=0.91, wspace=0.26)
-ONE_PANEL = dict(left=0.12, right=0.97, bottom=0.14, top=0.95)
+TWO_PANELS = dict(left=0.1, right=0.98, bottom=0.14, top=0.91, wspace=0.3)
+ONE_PANEL = dict(left=0.17, right=0.97, bottom=0.14, top=0.95)
 
 
 def plot_training(records: list[dict], headline: str, run_dir: Path) -> Path:
