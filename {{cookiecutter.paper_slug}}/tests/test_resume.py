@@ -148,19 +148,28 @@ def test_a_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
 
 
 @pytest.mark.slow
-def test_sigkill_then_the_same_command_with_resume_matches_an_uninterrupted_run(tmp_path):
-    """The real thing: the command line, a SIGKILL at a random-ish step, a restart."""
+def test_sigkill_then_the_same_command_with_resume_matches_an_uninterrupted_run(
+    tmp_path, run_train_command
+):
+    """The real thing: the command line, a SIGKILL at a random-ish step, a restart.
+    The run that is killed is a process of its own; the uninterrupted run and the
+    restart run in this process (conftest.run_train_command)."""
 
-    def command(run_dir, *extra):
+    def arguments(run_dir, *extra):
         return [
-            sys.executable, "-m", "{{ cookiecutter.package_name }}.train",
             "trainer.max_steps=40", "trainer.eval_every=5", "trainer.log_every=5",
             "trainer.tensorboard=false", "trainer.plot=false", f"hydra.run.dir={run_dir}", *extra,
         ]  # fmt: skip
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run(command(whole), check=True, capture_output=True, timeout=600)
-    process = subprocess.Popen(command(killed), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    run_train_command(*arguments(whole))
+    command = [
+        sys.executable,
+        "-m",
+        "{{ cookiecutter.package_name }}.train",
+        *arguments(killed),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     # Kill once the run has checkpointed at least twice: somewhere mid-run.
     for line in process.stdout:
         if b"step 15 |" in line:
@@ -168,7 +177,5 @@ def test_sigkill_then_the_same_command_with_resume_matches_an_uninterrupted_run(
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     assert load_checkpoint(killed / "checkpoints" / "last.pt")["step"] < 40
-    subprocess.run(
-        command(killed, "trainer.resume=true"), check=True, capture_output=True, timeout=600
-    )
+    run_train_command(*arguments(killed, "trainer.resume=true"))
     assert_same_weights(whole, killed)

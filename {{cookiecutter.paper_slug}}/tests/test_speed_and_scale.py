@@ -56,7 +56,7 @@ def test_torch_compile_trains_like_eager(quick_cfg, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_data_parallel_run_matches_one_process(tmp_path):
+def test_two_process_data_parallel_run_matches_one_process(tmp_path, run_train_command):
     """torchrun on CPU (gloo): one run directory, identical weights on both ranks,
     and the same result as one process with the same global batch."""
     steps = [
@@ -69,10 +69,7 @@ def test_two_process_data_parallel_run_matches_one_process(tmp_path):
     module = ["-m", "{{ cookiecutter.package_name }}.train"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = tmp_path / "single"
-    subprocess.run(
-        [sys.executable, *module, *steps, f"hydra.run.dir={single}"],
-        check=True, capture_output=True, timeout=600, env=env,
-    )  # fmt: skip
+    run_train_command(*steps, f"hydra.run.dir={single}")
     # The default run dir (runs/<date>/<launcher run id>) must be one dir for both ranks.
     workdir = tmp_path / "ddp"
     workdir.mkdir()
