@@ -243,7 +243,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
                 # Clipping bounds one bad batch's damage; the norm is kept for the log.
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip)
                 # A NaN or inf anywhere in the loss or the gradients makes the norm
-                # non-finite: stop before the optimiser writes it into the weights.
+                # non-finite: stop before the optimiser writes it into the weights
+                # (on a GPU only every check_every steps: each check waits for it).
                 if step % check_every == 0 and not torch.isfinite(grad_norm):
                     raise NonFiniteError(describe_non_finite(step, loss, model))
                 optimizer.set_lr(lr := oc.lr * schedule(step - 1))
