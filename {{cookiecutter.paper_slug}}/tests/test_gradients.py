@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+import {{ cookiecutter.package_name }}.gauntlet as gauntlet
 from {{ cookiecutter.package_name }}.gauntlet import (
     gradient_problems,
     loss_gradcheck,
@@ -35,3 +36,22 @@ def test_loss_passes_gradcheck(model, batch, cfg):
     # Finite differences vs autograd in float64, on a few examples: catches a loss
     # whose hand-written backward path (e.g. a custom reduction) is wrong.
     assert loss_gradcheck(model, batch, cfg.loss)
+
+
+class WrongBackward(torch.autograd.Function):
+    """The identity on the way forward, twice the gradient on the way back: the kind
+    of bug a hand-written backward (a custom CUDA kernel, a fused loss) can have."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 2 * grad
+
+
+def test_gradcheck_catches_a_wrong_backward(model, batch, cfg, monkeypatch):
+    real = gauntlet.loss_fn
+    monkeypatch.setattr(gauntlet, "loss_fn", lambda *args: WrongBackward.apply(real(*args)))
+    assert not loss_gradcheck(model, batch, cfg.loss)
