@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,8 +88,8 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(quick_cfg, tmp_p
     assert (whole / "metrics.jsonl").read_text() == (resumed / "metrics.jsonl").read_text()
 
 
-def test_resuming_a_finished_run_does_nothing(quick_cfg, tmp_path, monkeypatch):
-    train_module.train(quick_cfg(), tmp_path)
+def test_resuming_a_finished_run_does_nothing(quick_cfg, quick_run, tmp_path, monkeypatch):
+    shutil.copytree(quick_run, tmp_path, dirs_exist_ok=True)
     before = (tmp_path / "metrics.json").read_text()
     crash_at(monkeypatch, 1)  # any training step would now raise
     headline = train_module.train(quick_cfg("trainer.resume=true"), tmp_path)
@@ -105,16 +106,15 @@ def test_resume_refuses_a_changed_config(quick_cfg, tmp_path, monkeypatch):
         train_module.train(quick_cfg("trainer.resume=true", "optim.lr=0.5"), tmp_path)
 
 
-def test_best_checkpoint_holds_the_best_validation_metric(quick_cfg, tmp_path):
-    train_module.train(quick_cfg(), tmp_path)
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+def test_best_checkpoint_holds_the_best_validation_metric(quick_run):
+    records = [json.loads(line) for line in (quick_run / "metrics.jsonl").read_text().splitlines()]
     name = f"val/{train_module.HEADLINE_METRIC}"
     logged = [(r["step"], r[name]) for r in records if name in r and r["step"] > 0]
     pick = max if train_module.HEADLINE_MODE == "max" else min
     best_value = pick(value for _, value in logged)
     # The first evaluation that reached it: a tie is not an improvement.
     best_step = next(step for step, value in logged if value == best_value)
-    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    best = load_checkpoint(quick_run / "checkpoints" / "best.pt")
     assert (best["step"], best["val"][train_module.HEADLINE_METRIC]) == (best_step, best_value)
 
 
@@ -169,13 +169,13 @@ def test_sigkill_then_the_same_command_with_resume_matches_an_uninterrupted_run(
         "{{ cookiecutter.package_name }}.train",
         *arguments(killed),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    # Kill once the run has checkpointed at least twice: somewhere mid-run.
-    for line in process.stdout:
-        if b"step 15 |" in line:
-            break
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=60)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+        # Kill once the run has checkpointed at least twice: somewhere mid-run.
+        for line in process.stdout:
+            if b"step 15 |" in line:
+                break
+        os.kill(process.pid, signal.SIGKILL)
+    # Leaving the with block closed the pipe and waited for the process to end.
     assert load_checkpoint(killed / "checkpoints" / "last.pt")["step"] < 40
     run_train_command(*arguments(killed, "trainer.resume=true"))
     assert_same_weights(whole, killed)

@@ -29,10 +29,9 @@ def max_difference(a: dict, b: dict) -> float:
     return max((a[name].float() - b[name].float()).abs().max().item() for name in a)
 
 
-def test_bf16_autocast_trains_close_to_float32(quick_cfg, tmp_path):
-    train_module.train(quick_cfg(), tmp_path / "fp32")
-    train_module.train(quick_cfg("trainer.precision=bf16"), tmp_path / "bf16")
-    fp32, bf16 = final_weights(tmp_path / "fp32"), final_weights(tmp_path / "bf16")
+def test_bf16_autocast_trains_close_to_float32(quick_cfg, quick_run, tmp_path):
+    train_module.train(quick_cfg("trainer.precision=bf16"), tmp_path)
+    fp32, bf16 = final_weights(quick_run), final_weights(tmp_path)
     floats = [w for w in bf16.values() if w.is_floating_point()]
     assert all(w.dtype == torch.float32 for w in floats), "weights must stay float32"
     difference = max_difference(fp32, bf16)
@@ -45,12 +44,9 @@ def test_bf16_autocast_trains_close_to_float32(quick_cfg, tmp_path):
     sys.platform == "win32" or not (shutil.which("cc") or shutil.which("gcc")),
     reason="torch.compile on CPU needs a C compiler",
 )
-def test_torch_compile_trains_like_eager(quick_cfg, tmp_path):
-    train_module.train(quick_cfg(), tmp_path / "eager")
-    train_module.train(quick_cfg("trainer.compile=true"), tmp_path / "compiled")
-    difference = max_difference(
-        final_weights(tmp_path / "eager"), final_weights(tmp_path / "compiled")
-    )
+def test_torch_compile_trains_like_eager(quick_cfg, quick_run, tmp_path):
+    train_module.train(quick_cfg("trainer.compile=true"), tmp_path)
+    difference = max_difference(final_weights(quick_run), final_weights(tmp_path))
     # Fused kernels round differently; the training itself must be the same.
     assert difference < 1e-3, difference
 
