@@ -95,8 +95,8 @@ def test_a_misspelt_key_or_wrong_type_fails_when_the_config_is_composed(override
 
 def test_same_seed_same_losses_bit_for_bit(quick_cfg, quick_run, tmp_path):
     # On the CPU a fixed seed is enough; trainer.deterministic is for GPU kernels.
-    # The shared run was trained earlier in this process, after other tests had
-    # used the random generators: the seed alone must decide the run.
+    # The shared run was trained whenever a test first asked for it, with the random
+    # generators in whatever state the tests before had left: the seed alone decides.
     first = (quick_run / "metrics.jsonl").read_text()
     train_module.train(quick_cfg(), tmp_path / "again")
     assert (tmp_path / "again" / "metrics.jsonl").read_text() == first
