@@ -55,8 +55,8 @@ class TrainerConfig:
     resume: bool = False  # continue from <run dir>/checkpoints/last.pt when it exists
     deterministic: bool = False  # deterministic kernels (bit-exact repeats on GPU too)
     detect_anomaly: bool = False  # autograd anomaly mode: slow, names the op making NaNs
-    # Steps between NaN/inf checks. None: every step on the CPU (free there) and every
-    # log_every steps on a GPU, where each check waits for the GPU to catch up.
+    # Steps between NaN/inf checks. None (or 0): every step on the CPU (free there)
+    # and every log_every steps on a GPU, where each check waits for the GPU.
     check_finite_every: int | None = None
     precision: Precision = Precision.fp32
     compile: bool = False  # torch.compile the model for training steps
