@@ -245,7 +245,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
                 # A NaN or inf anywhere in the loss or the gradients makes the norm
                 # non-finite: stop before the optimiser writes it into the weights
                 # (on a GPU only every check_every steps: each check waits for it).
-                if step % check_every == 0 and not torch.isfinite(grad_norm):
+                # .item() and math: ~0.2 us, where torch.isfinite is an op (~5 us).
+                if step % check_every == 0 and not math.isfinite(grad_norm.item()):
                     raise NonFiniteError(describe_non_finite(step, loss, model))
                 optimizer.set_lr(lr := oc.lr * schedule(step - 1))
                 optimizer.step()
