@@ -69,6 +69,7 @@ SHARED_FILES = {
     "tests/test_sweeps.py",
     "tests/test_gauntlet.py",
     "tests/test_optim.py",
+    "tests/test_loop.py",
     "benchmarks/bench.py",
 }
 # Shared files a paper type replaces with its own version, and why (none so far:

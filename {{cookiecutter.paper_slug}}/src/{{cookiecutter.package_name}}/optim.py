@@ -5,8 +5,10 @@ moment estimates, with the weight decay applied to the weights directly rather
 than added to the gradient. Added to the gradient (Adam with L2, what
 ``torch.optim.Adam(weight_decay=...)`` does), the decay would be rescaled by
 Adam's per-parameter step size and parameters with large gradients would barely
-decay. ``tests/test_optim.py`` checks this implementation against
-``torch.optim.AdamW`` step for step.
+decay. ``tests/test_optim.py`` checks this implementation against torch's own
+AdamW arithmetic (the function ``torch.optim.AdamW`` runs) step for step, and
+``tests/test_loop.py`` checks the training loop's updates, clipping and schedule
+included, against a recomputation.
 
 Why not ``torch.optim.AdamW`` itself: creating any ``torch.optim`` optimiser
 imports ``torch._dynamo`` (about 1.5 s on a laptop CPU), which nearly doubles the

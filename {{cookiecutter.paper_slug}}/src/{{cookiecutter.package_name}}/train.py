@@ -31,8 +31,11 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import hydra
 import torch
@@ -47,8 +50,9 @@ from .data import build_splits, spec, train_batches
 from .eval import evaluate
 from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn, summarise
 from .model import build_model
-from .optim import build_optimizer, lr_factor
+from .optim import AdamW, build_optimizer, lr_factor
 from .runtime import (
+    Distributed,
     init_distributed,
     make_deterministic,
     pick_device,
@@ -123,19 +127,114 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@dataclass
+class Run:
+    """What a training run holds: the parts built from the config, and the running
+    state a checkpoint saves (``step`` onwards) so that a resumed run goes on exactly."""
+
+    cfg: DictConfig
+    run_dir: Path
+    # Plain objects for what the loop reads every step (runtime.plain says why).
+    tc: SimpleNamespace  # trainer
+    oc: SimpleNamespace  # optim
+    loss_cfg: SimpleNamespace
+    ddp: Distributed
+    device: torch.device
+    generator: torch.Generator  # the data order's random stream (runtime.seed_everything)
+    splits: dict
+    model: torch.nn.Module  # plain: evaluation and checkpoints use it
+    step_model: torch.nn.Module  # the same weights, wrapped for DDP and/or compiled
+    optimizer: AdamW
+    batches: Iterator[dict]
+    config: dict  # the resolved config, stored in every checkpoint
+    step: int = 0
+    best: float | None = None  # best validation headline so far (best.pt holds it)
+    val: dict = field(default_factory=dict)  # the latest validation metrics
+    train_loss: float = float("nan")  # mean training loss over the last log window
+    # Summed on the device and read back only at log time: .item() every step
+    # would force the host to wait for the accelerator each iteration.
+    loss_sum: torch.Tensor | None = None
+    steps_in_sum: int = 0
+    autocast: Callable = contextlib.nullcontext  # bf16: torch.autocast; off: no cost
+
+
 def train(cfg: DictConfig, run_dir: str | Path) -> float:
     """Train as ``cfg`` says, write outputs to ``run_dir``; return the headline val metric."""
     run_dir = Path(run_dir)
-    # Plain objects for what the loop reads every step (runtime.plain says why).
-    tc, oc, data_cfg, loss_cfg = (
-        plain(cfg[group]) for group in ("trainer", "optim", "data", "loss")
-    )
-    if tc.resume and (run_dir / "metrics.json").is_file():
-        final = json.loads((run_dir / "metrics.json").read_text())
-        if final.get("step") == tc.max_steps:  # nothing left to do (a finished sweep job)
-            log.info("%s already finished %d steps; nothing to resume", run_dir, tc.max_steps)
-            return final[f"val/{HEADLINE_METRIC}"]
+    done = finished_headline(run_dir, cfg.trainer.max_steps) if cfg.trainer.resume else None
+    if done is not None:
+        return done  # nothing left to do (a finished sweep job)
 
+    run = start_run(cfg, run_dir)
+    tc, oc = run.tc, run.oc
+    check_every = tc.check_finite_every or (1 if run.device.type == "cpu" else tc.log_every)
+    metrics_log = None
+    if run.ddp.is_main:
+        metrics_log = MetricsLog(run_dir, run.step or None, tc.tensorboard)
+        if run.step == 0:
+            run.val = evaluate(run.model, run.splits["val"], tc.eval_batch_size)
+            metrics_log.write({"step": 0, **prefixed("val", run.val)})
+            log.info("step 0 (init) | val %s", _fmt(run.val))
+
+    start, eval_seconds = time.perf_counter(), 0.0
+    run.step_model.train()  # evaluate() puts the model back in the mode it found
+    progress = tqdm(
+        range(run.step + 1, tc.max_steps + 1),
+        initial=run.step,
+        total=tc.max_steps,
+        disable=None if run.ddp.is_main else True,
+        dynamic_ncols=True,
+    )
+    anomaly = torch.autograd.set_detect_anomaly(True) if tc.detect_anomaly else None
+    try:
+        with anomaly or contextlib.nullcontext():
+            for step in progress:
+                run.step = step
+                batch = next_batch(run.batches, run.ddp, step)
+                # The schedule counts from 0: the first update uses lr_factor(0).
+                lr = oc.lr * lr_factor(step - 1, oc.warmup_steps, tc.max_steps, oc.min_lr_ratio)
+                loss, grad_norm = train_step(run, batch, lr, check=step % check_every == 0)
+                run.loss_sum += loss
+                run.steps_in_sum += 1
+                if step % tc.log_every == 0 or step == tc.max_steps:
+                    log_training(run, metrics_log, grad_norm, lr)
+                    progress.set_postfix(loss=f"{run.train_loss:.4f}")
+                if run.ddp.is_main and (step % tc.eval_every == 0 or step == tc.max_steps):
+                    eval_start = time.perf_counter()
+                    evaluate_and_checkpoint(run, metrics_log, tc.eval_batch_size)
+                    eval_seconds += time.perf_counter() - eval_start
+    finally:
+        progress.close()
+        if metrics_log is not None:
+            metrics_log.close()
+    return finish_run(run, time.perf_counter() - start, eval_seconds)
+
+
+def train_step(run: Run, batch: dict, lr: float, check: bool = True):
+    """One update on one batch: forward, loss, backward, clip the gradient, (check
+    that it is finite,) set the LR, step. Returns the loss (detached) and the
+    gradient norm before clipping (what the log shows)."""
+    with run.autocast():
+        loss = loss_fn(run.step_model(batch["inputs"]), batch, run.loss_cfg)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    # Clipping bounds one bad batch's damage; the norm is kept for the log.
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.oc.grad_clip)
+    # A NaN or inf anywhere in the loss or the gradients makes the norm non-finite:
+    # stop before the optimiser writes it into the weights (on a GPU only every
+    # check_every steps: each check waits for it). .item() and math: ~0.2 us, where
+    # torch.isfinite is an op (~5 us).
+    if check and not math.isfinite(grad_norm.item()):
+        raise NonFiniteError(describe_non_finite(run.step, loss, run.model))
+    run.optimizer.set_lr(lr)
+    run.optimizer.step()
+    return loss.detach(), grad_norm
+
+
+def start_run(cfg: DictConfig, run_dir: Path) -> Run:
+    """Build everything a run needs from the config; continue from
+    ``checkpoints/last.pt`` when ``trainer.resume`` is set and it exists."""
+    tc, data_cfg = plain(cfg.trainer), plain(cfg.data)
     ddp = init_distributed(cfg.device)
     if tc.batch_size % ddp.world_size:
         raise ValueError(
@@ -147,192 +246,170 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     device = pick_device(cfg.device, ddp.local_rank)
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-
-    splits = build_splits(data_cfg)
     splits = {
         name: {key: tensor.to(device) for key, tensor in split.items()}
-        for name, split in splits.items()
+        for name, split in build_splits(data_cfg).items()
     }
     model = build_model(cfg.model, spec(data_cfg)).to(device)
-    optimizer = build_optimizer(model, oc)
-    schedule = partial(
-        lr_factor,
-        warmup_steps=oc.warmup_steps,
-        max_steps=tc.max_steps,
-        min_lr_ratio=oc.min_lr_ratio,
+    run = Run(
+        cfg=cfg,
+        run_dir=run_dir,
+        tc=tc,
+        oc=plain(cfg.optim),
+        loss_cfg=plain(cfg.loss),
+        ddp=ddp,
+        device=device,
+        generator=generator,
+        splits=splits,
+        model=model,
+        step_model=model,
+        optimizer=build_optimizer(model, plain(cfg.optim)),
+        batches=train_batches(data_cfg, splits["train"], tc.batch_size, generator, model),
+        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        loss_sum=torch.zeros((), device=device),
     )
-    batches = train_batches(data_cfg, splits["train"], tc.batch_size, generator, model)
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-
-    # Summed on the device and read back only at log time: .item() every step
-    # would force the host to wait for the accelerator each iteration.
-    loss_sum = torch.zeros((), device=device)
-    steps_in_sum = 0
-    start_step, best, val, train_loss = 0, None, {}, float("nan")
+    if schema.Precision(tc.precision) == schema.Precision.bf16:
+        run.autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16)
     last_path = run_dir / "checkpoints" / "last.pt"
     if tc.resume and last_path.is_file():
-        state = load_checkpoint(last_path, map_location=device)
-        refuse_changed_config(state["config"], config, last_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if hasattr(batches, "load_state_dict"):
-            batches.load_state_dict(state["batches"])
-        set_rng_states(state["rng"], generator)
-        start_step, best, val = state["step"], state["best"], state["val"]
-        train_loss = state["train_loss"]
-        loss_sum.fill_(state["loss_window"][0])
-        steps_in_sum = state["loss_window"][1]
-        log.info("resuming %s from step %d", run_dir, start_step)
+        resume(run, last_path)
     elif tc.resume:
         log.info("trainer.resume: no checkpoint in %s yet; starting from step 0", run_dir)
     if ddp.world_size > 1:
         # The model's own randomness (dropout, sampled noise) must differ between
         # processes, or every process would draw the same noise for its share.
         # (Checkpoints hold process 0's states, so this also follows a resume.)
-        torch.manual_seed(cfg.seed + ddp.rank + 1_000_003 * start_step)
-
-    # The module that takes training steps: compiled and/or wrapped for data
-    # parallelism. ``model`` itself stays plain for evaluation and checkpoints.
-    step_model = model
-    if ddp.world_size > 1:
-        step_model = torch.nn.parallel.DistributedDataParallel(
+        torch.manual_seed(cfg.seed + ddp.rank + 1_000_003 * run.step)
+        run.step_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if tc.compile:
-        step_model = torch.compile(step_model)
-    check_every = tc.check_finite_every or (1 if device.type == "cpu" else tc.log_every)
-    bf16 = schema.Precision(tc.precision) == schema.Precision.bf16
-    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16)
-    if not bf16:
-        autocast = contextlib.nullcontext  # no per-step cost when it is off
-
+        run.step_model = torch.compile(run.step_model)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
         "run dir: %s | device: %s | processes: %d | parameters: %d",
         run_dir, device, ddp.world_size, n_params,
     )  # fmt: skip
-    metrics_log = None
-    if ddp.is_main:
-        metrics_log = MetricsLog(run_dir, start_step if start_step else None, tc.tensorboard)
-        if start_step == 0:
-            val = evaluate(model, splits["val"], tc.eval_batch_size)
-            metrics_log.write({"step": 0, **prefixed("val", val)})
-            log.info("step 0 (init) | val %s", _fmt(val))
+    return run
 
-    start, eval_seconds = time.perf_counter(), 0.0
-    step_model.train()  # evaluate() puts the model back in training mode after itself
-    progress = tqdm(
-        range(start_step + 1, tc.max_steps + 1),
-        initial=start_step,
-        total=tc.max_steps,
-        disable=None if ddp.is_main else True,
-        dynamic_ncols=True,
-    )
-    anomaly = torch.autograd.set_detect_anomaly(True) if tc.detect_anomaly else None
+
+def resume(run: Run, path: Path) -> None:
+    """Put back everything ``checkpoint_state`` saved."""
+    state = load_checkpoint(path, map_location=run.device)
+    refuse_changed_config(state["config"], run.config, path)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if hasattr(run.batches, "load_state_dict"):
+        run.batches.load_state_dict(state["batches"])
+    set_rng_states(state["rng"], run.generator)
+    run.step, run.best, run.val = state["step"], state["best"], state["val"]
+    run.train_loss = state["train_loss"]
+    run.loss_sum.fill_(state["loss_window"][0])
+    run.steps_in_sum = state["loss_window"][1]
+    log.info("resuming %s from step %d", run.run_dir, run.step)
+
+
+def checkpoint_state(run: Run) -> dict:
+    """Everything needed to continue exactly: plain data and tensors only."""
+    batches = run.batches
+    return {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "batches": batches.state_dict() if hasattr(batches, "state_dict") else {},
+        "rng": rng_states(run.generator),
+        "step": run.step,
+        "best": run.best,
+        "val": run.val,
+        "train_loss": run.train_loss,
+        "loss_window": [run.loss_sum.item(), run.steps_in_sum],
+        "config": run.config,
+        "metrics": prefixed("val", run.val),
+    }
+
+
+def next_batch(batches: Iterator[dict], ddp: Distributed, step: int) -> dict:
+    """This process's share of the next training batch."""
     try:
-        with anomaly or contextlib.nullcontext():
-            for step in progress:
-                try:
-                    batch = shard(next(batches), ddp)
-                except FloatingPointError as err:  # a collector that plays the model (RL)
-                    raise NonFiniteError(f"step {step}: {err}; {NON_FINITE_HINT}") from None
-                with autocast():
-                    loss = loss_fn(step_model(batch["inputs"]), batch, loss_cfg)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                # Clipping bounds one bad batch's damage; the norm is kept for the log.
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip)
-                # A NaN or inf anywhere in the loss or the gradients makes the norm
-                # non-finite: stop before the optimiser writes it into the weights
-                # (on a GPU only every check_every steps: each check waits for it).
-                # .item() and math: ~0.2 us, where torch.isfinite is an op (~5 us).
-                if step % check_every == 0 and not math.isfinite(grad_norm.item()):
-                    raise NonFiniteError(describe_non_finite(step, loss, model))
-                optimizer.set_lr(lr := oc.lr * schedule(step - 1))
-                optimizer.step()
-                loss_sum += loss.detach()
-                steps_in_sum += 1
+        return shard(next(batches), ddp)
+    except FloatingPointError as err:  # a collector that plays the model (RL)
+        raise NonFiniteError(f"step {step}: {err}; {NON_FINITE_HINT}") from None
 
-                if step % tc.log_every == 0 or step == tc.max_steps:
-                    # Every process takes part: the logged loss is the global batch's.
-                    train_loss = mean_over_processes(loss_sum / steps_in_sum, ddp).item()
-                    loss_sum.zero_()
-                    steps_in_sum = 0
-                if ddp.is_main and (step % tc.log_every == 0 or step == tc.max_steps):
-                    metrics_log.write(
-                        {
-                            "step": step,
-                            "train/loss": train_loss,
-                            "train/grad_norm": grad_norm.item(),
-                            "lr": lr,
-                        }
-                    )
-                    progress.set_postfix(loss=f"{train_loss:.4f}")
-                if ddp.is_main and (step % tc.eval_every == 0 or step == tc.max_steps):
-                    eval_start = time.perf_counter()
-                    val = evaluate(model, splits["val"], tc.eval_batch_size)
-                    eval_seconds += time.perf_counter() - eval_start
-                    metrics_log.write({"step": step, **prefixed("val", val)})
-                    log.info("step %d | train loss %.4f | val %s", step, train_loss, _fmt(val))
-                    improved = best is None or is_better(val[HEADLINE_METRIC], best)
-                    if improved:
-                        best = val[HEADLINE_METRIC]
-                    state = {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "batches": batches.state_dict() if hasattr(batches, "state_dict") else {},
-                        "rng": rng_states(generator),
-                        "step": step,
-                        "best": best,
-                        "val": val,
-                        "train_loss": train_loss,
-                        "loss_window": [loss_sum.item(), steps_in_sum],
-                        "config": config,
-                        "metrics": prefixed("val", val),
-                    }
-                    refuse_non_finite_weights(model, step)
-                    save_checkpoint(last_path, state)
-                    if improved:
-                        save_checkpoint(last_path.with_name("best.pt"), state)
-    finally:
-        progress.close()
-        if metrics_log is not None:
-            metrics_log.close()
-    train_seconds = time.perf_counter() - start
 
-    agree = ranks_agree(model, ddp)  # every process takes part in this check
-    if ddp.world_size > 1:
+def log_training(run: Run, metrics_log: MetricsLog | None, grad_norm, lr: float) -> None:
+    """The mean loss since the last log line (over every process: the global
+    batch's), the last gradient norm and LR, into metrics.jsonl."""
+    run.train_loss = mean_over_processes(run.loss_sum / run.steps_in_sum, run.ddp).item()
+    run.loss_sum.zero_()
+    run.steps_in_sum = 0
+    if metrics_log is not None:
+        record = {"step": run.step, "train/loss": run.train_loss}
+        metrics_log.write({**record, "train/grad_norm": grad_norm.item(), "lr": lr})
+
+
+def evaluate_and_checkpoint(run: Run, metrics_log: MetricsLog, batch_size: int) -> None:
+    """Validation metrics into the log; checkpoints/last.pt, and best.pt when the
+    headline metric improved on every earlier validation."""
+    run.val = evaluate(run.model, run.splits["val"], batch_size)
+    metrics_log.write({"step": run.step, **prefixed("val", run.val)})
+    log.info("step %d | train loss %.4f | val %s", run.step, run.train_loss, _fmt(run.val))
+    improved = run.best is None or is_better(run.val[HEADLINE_METRIC], run.best)
+    if improved:
+        run.best = run.val[HEADLINE_METRIC]
+    state = checkpoint_state(run)
+    refuse_non_finite_weights(run.model, run.step)
+    last_path = run.run_dir / "checkpoints" / "last.pt"
+    save_checkpoint(last_path, state)
+    if improved:
+        save_checkpoint(last_path.with_name("best.pt"), state)
+
+
+def finish_run(run: Run, train_seconds: float, eval_seconds: float) -> float:
+    """After the last step: metrics.json (final validation metrics, the paper type's
+    summary, timings) and training_curves.png; returns the headline metric."""
+    agree = ranks_agree(run.model, run.ddp)  # every process takes part in this check
+    if run.ddp.world_size > 1:
         torch.distributed.destroy_process_group()
-    if not ddp.is_main:
-        return val.get(HEADLINE_METRIC, float("nan"))
+    if not run.ddp.is_main:
+        return run.val.get(HEADLINE_METRIC, float("nan"))
     # The paper type's own look at the result (sample outputs, pictures, split-wide
     # statistics); its numbers go into metrics.json next to the validation metrics.
-    model.eval()
+    run.model.eval()
     with torch.no_grad():
-        summary = summarise(model, splits, run_dir)
+        summary = summarise(run.model, run.splits, run.run_dir)
     final = {
-        "step": tc.max_steps,
-        "train/loss": train_loss,
-        **prefixed("val", val),
+        "step": run.step,
+        "train/loss": run.train_loss,
+        **prefixed("val", run.val),
         **summary,
         "train_seconds": round(train_seconds, 2),  # the loop, validation included
         "eval_seconds": round(eval_seconds, 2),
-        "device": str(device),
-        "world_size": ddp.world_size,
+        "device": str(run.device),
+        "world_size": run.ddp.world_size,
         "ranks_agree": agree,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
-    records = read_jsonl(run_dir / "metrics.jsonl")
-    if tc.plot and sum("train/loss" in r for r in records) >= 2:  # one point is no curve
+    (run.run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
+    records = read_jsonl(run.run_dir / "metrics.jsonl")
+    if run.tc.plot and sum("train/loss" in r for r in records) >= 2:
         from .plots import plot_training  # matplotlib (~0.5 s): only when there is a plot
 
-        plot_training(records, HEADLINE_METRIC, run_dir)
+        plot_training(records, HEADLINE_METRIC, run.run_dir)
     log.info("done: %s", json.dumps(final))
     log.info(
         "evaluate with: python -m {{ cookiecutter.package_name }}.eval ckpt_path=%s",
-        last_path,
+        run.run_dir / "checkpoints" / "last.pt",
     )
-    return val[HEADLINE_METRIC]
+    return run.val[HEADLINE_METRIC]
+
+
+def finished_headline(run_dir: Path, max_steps: int) -> float | None:
+    """The headline metric of a run in ``run_dir`` that already finished ``max_steps``."""
+    if not (run_dir / "metrics.json").is_file():
+        return None
+    final = json.loads((run_dir / "metrics.json").read_text())
+    if final.get("step") != max_steps:
+        return None
+    log.info("%s already finished %d steps; nothing to resume", run_dir, max_steps)
+    return final[f"val/{HEADLINE_METRIC}"]
 
 
 def mean_over_processes(value: torch.Tensor, ddp) -> torch.Tensor:

@@ -1,0 +1,213 @@
+"""The training loop checked as wired: what train.train does to the weights, the LR it
+logs, how it evaluates and which checkpoint it keeps as best, each against an
+independent recomputation written here from first principles.
+
+Testing the parts (the optimiser, the schedule) cannot see a loop that passes them
+the wrong value: the schedule one step off, the clipping threshold of another key,
+the LR set after the update. These tests run the real loop from the composed config
+and only record what it did; they go through the contract (build_model,
+train_batches, loss_fn, HEADLINE_METRIC), so they keep guarding the loop after
+data.py, model.py and loss.py are replaced.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+# torch's own AdamW arithmetic, without torch.optim's optimiser classes (building one
+# imports torch._dynamo, ~1 s).
+from torch.optim.adamw import adamw
+
+import {{ cookiecutter.package_name }}.train as train_module
+from {{ cookiecutter.package_name }}.ckpt import (
+    load_checkpoint,
+)
+from {{ cookiecutter.package_name }}.data import (
+    spec,
+)
+from {{ cookiecutter.package_name }}.eval import (
+    evaluate,
+)
+from {{ cookiecutter.package_name }}.gauntlet import (
+    output_tensors,
+)
+from {{ cookiecutter.package_name }}.loss import (
+    HEADLINE_METRIC,
+    loss_fn,
+)
+from {{ cookiecutter.package_name }}.model import (
+    build_model,
+)
+
+STEPS, WARMUP = 8, 4  # the run ends half-way through the cosine, after the warm-up
+
+
+def schedule(update: int, peak: float, warmup: int, total: int, floor: float) -> float:
+    """The LR of the ``update``-th update (0 = the first): linear warm-up to ``peak``
+    over ``warmup`` updates, then a half cosine down to ``floor * peak`` at ``total``."""
+    if update < warmup:
+        return peak * (update + 1) / warmup
+    progress = (update - warmup) / (total - warmup)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@pytest.fixture
+def wired_run(quick_cfg, tmp_path, monkeypatch):
+    """A short run of the real loop with clipping, warm-up, decay and weight decay
+    all mattering; returns its config, run dir, initial weights and every batch it
+    trained on with the global random state its forward pass started from."""
+    probe = build_model(quick_cfg().model, spec(quick_cfg().data))
+    n_params = sum(p.numel() for p in probe.parameters() if p.requires_grad)
+    eps = 1e-6
+    # Clipped to this norm, a gradient element is ~10 eps on average: Adam's update
+    # m / (sqrt(v) + eps) then depends on the clipped scale, so a loop that clips at
+    # the wrong threshold (or not at all) ends at other weights. Untrained models'
+    # gradient norms are far above it: every step is clipped (asserted below).
+    clip = 10 * eps * math.sqrt(n_params)
+    cfg = quick_cfg(
+        f"trainer.max_steps={STEPS}", "trainer.log_every=1", f"trainer.eval_every={STEPS}",
+        f"optim.warmup_steps={WARMUP}", "optim.min_lr_ratio=0.1", "optim.weight_decay=0.5",
+        f"optim.eps={eps}", f"optim.grad_clip={clip}",
+    )  # fmt: skip
+
+    record = {"batches": [], "initial": None}
+    real_build, real_batches = train_module.build_model, train_module.train_batches
+
+    def recording_build(*args):
+        model = real_build(*args)
+        record["initial"] = copy.deepcopy(model.state_dict())
+        return model
+
+    def recording_batches(*args):
+        for batch in real_batches(*args):
+            # Cloned: a collector may reuse its buffers. The random state is the one
+            # the forward pass (dropout, sampled latents) starts from.
+            snapshot = {name: tensor.clone() for name, tensor in batch.items()}
+            record["batches"].append((snapshot, torch.get_rng_state()))
+            yield batch
+
+    monkeypatch.setattr(train_module, "build_model", recording_build)
+    monkeypatch.setattr(train_module, "train_batches", recording_batches)
+    train_module.train(cfg, tmp_path)
+    return cfg, tmp_path, record
+
+
+def replay(cfg, record) -> dict[str, torch.Tensor]:
+    """The same updates written out: torch's AdamW (weight decay on matrices only,
+    as optim.build_optimizer documents), clip_grad_norm_ at the configured norm,
+    and the LR of each update from the schedule's formula."""
+    model = build_model(cfg.model, spec(cfg.data))
+    model.load_state_dict(record["initial"])
+    model.train()
+    o = cfg.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    moments = {p: (torch.zeros_like(p), torch.zeros_like(p), torch.zeros(())) for p in params}
+    for update, (batch, rng_state) in enumerate(record["batches"][:STEPS]):
+        torch.set_rng_state(rng_state)
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(batch["inputs"]), batch, cfg.loss).backward()
+        torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+        lr = schedule(update, o.lr, o.warmup_steps, STEPS, o.min_lr_ratio)
+        for p in params:
+            m, v, count = moments[p]
+            decay = o.weight_decay if p.ndim >= 2 else 0.0
+            adamw(
+                [p.data], [p.grad], [m], [v], [], [count], foreach=False, amsgrad=False,
+                beta1=o.betas[0], beta2=o.betas[1], lr=lr, weight_decay=decay, eps=o.eps,
+                maximize=False,
+            )  # fmt: skip
+    return model.state_dict()
+
+
+def test_the_loop_updates_the_weights_as_adamw_with_clipping_and_schedule(wired_run):
+    cfg, run_dir, record = wired_run
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "lr" in r]
+    assert [r["step"] for r in logged] == list(range(1, STEPS + 1))
+    assert all(r["train/grad_norm"] > cfg.optim.grad_clip for r in logged), "clipping inactive"
+
+    trained = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+    expected = replay(cfg, record)
+    assert trained.keys() == expected.keys()
+    off = {name: (trained[name] - expected[name]).abs().max().item() for name in expected}
+    worst = max(off, key=off.get)
+    floats = [name for name, tensor in expected.items() if tensor.is_floating_point()]
+    moved = max((expected[n] - record["initial"][n]).abs().max().item() for n in floats)
+    # The same arithmetic gives the same bits here (and another summation order
+    # differs by ~1e-7); a wrong LR, threshold or update rule is off by a sizeable
+    # part of what training moved (clipping at 1.1x the threshold: ~5e-4).
+    assert off[worst] < 1e-5, (
+        f"the loop's weights differ from the recomputation by {off[worst]:.3g} in {worst} "
+        f"(training moved weights by up to {moved:.3g})"
+    )
+
+
+def test_the_logged_lr_is_the_schedule(wired_run):
+    cfg, run_dir, _ = wired_run
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    o = cfg.optim
+    for r in records:
+        if "lr" in r:
+            want = schedule(r["step"] - 1, o.lr, o.warmup_steps, STEPS, o.min_lr_ratio)
+            assert r["lr"] == pytest.approx(want, rel=1e-9), f"step {r['step']}"
+
+
+def stochastic(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with its stochastic layers switched on: dropout at 0.5 where it has
+    dropout, and dropout on every output besides (what a model without a stochastic
+    layer needs for evaluation's mode to matter). Active in training mode only."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.5
+
+    def dropout_outputs(module, args, output):
+        if isinstance(output, dict):
+            return {
+                name: F.dropout(t, 0.5, module.training) if t.is_floating_point() else t
+                for name, t in output.items()
+            }
+        return F.dropout(output, 0.5, module.training)
+
+    model.register_forward_hook(dropout_outputs)
+    return model
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_evaluation_is_deterministic_and_keeps_the_model_s_mode(model, batch, splits, mode):
+    model = stochastic(model)
+    # The stand-in is really stochastic in training mode, or this test proves nothing.
+    model.train()
+    first, second = (output_tensors(model(batch["inputs"]))[0] for _ in range(2))
+    assert not torch.equal(first, second), "the dropout stand-in changed nothing"
+
+    val = {name: tensor[:8] for name, tensor in splits["val"].items()}
+    model.train(mode == "train")
+    once = evaluate(model, val, batch_size=4)
+    assert model.training == (mode == "train"), "evaluate() changed the model's mode"
+    assert evaluate(model, val, batch_size=4) == once, "evaluation is not deterministic"
+
+
+@pytest.mark.parametrize(("mode", "best_step"), [("max", 3), ("min", 2)])
+def test_best_checkpoint_holds_the_best_validation(
+    quick_cfg, tmp_path, monkeypatch, mode, best_step
+):
+    # Validations at steps 0 (init), 1, ..., 6 return this script. Its best is neither
+    # the first nor the last, and "better than the previous validation" (instead of
+    # than every earlier one) would pick step 5 (max) or 4 (min).
+    script = iter([0.9, 0.5, 0.2, 0.8, 0.4, 0.6, 0.3])
+    monkeypatch.setattr(train_module, "HEADLINE_MODE", mode)
+    monkeypatch.setattr(
+        train_module, "evaluate", lambda *args: {HEADLINE_METRIC: next(script), "loss": 1.0}
+    )
+    train_module.train(quick_cfg("trainer.max_steps=6", "trainer.eval_every=1"), tmp_path)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["step"] == best_step
+    assert best["metrics"][f"val/{HEADLINE_METRIC}"] == best["best"]
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert last["step"] == 6 and last["best"] == best["best"]
