@@ -7,6 +7,8 @@ survive into reproductions; the ELBO they report is simply not the ELBO.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,7 @@ from {{ cookiecutter.package_name }}.data import (
 from {{ cookiecutter.package_name }}.loss import (
     active_units,
     gaussian_kl,
+    independent_pixel_nll,
     reconstruction_nll,
     summarise,
 )
@@ -84,11 +87,40 @@ def test_active_units_are_counted_and_reported(model, splits, cfg, tmp_path):
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in png[-12:]
 
 
+def test_active_units_by_hand():
+    # Posterior means over 4 inputs with variances 0, ~0.005 and ~0.02 per unit and
+    # the threshold 0.01 between them: 1 unit is active. The standard deviations
+    # (0, ~0.07, ~0.15) are all above 0.01 but the first, so a count on them gives 2;
+    # a variance over the units instead of the inputs gives another number again.
+    signs = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    mu = torch.stack([0 * signs, 0.07 * signs, 0.15 * signs], dim=1)
+
+    class FixedEncoder:
+        def encode(self, x):
+            return mu, torch.zeros_like(mu)
+
+    assert active_units(FixedEncoder(), torch.zeros(4, 2), threshold=0.01) == 1
+
+
+def test_independent_pixel_baseline_by_hand():
+    # Two training images, [1, 0] and [1, 1]: add-one smoothed pixel frequencies
+    # (2 + 1) / 4 and (1 + 1) / 4. The image [1, 0] then costs -ln(3/4) - ln(1 - 1/2)
+    # nats. Frequencies taken from the evaluated images, no smoothing, or a mean over
+    # the pixels instead of the sum give other numbers.
+    train = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    x = torch.tensor([[1.0, 0.0]])
+    expected = -math.log(3 / 4) - math.log(1 / 2)
+    assert independent_pixel_nll(train, x) == pytest.approx(expected)
+
+
 def test_sample_is_mu_plus_sigma_times_noise_with_sigma_from_half_logvar(model, batch):
-    # logvar is log(sigma^2): sigma = exp(0.5 * logvar), not exp(logvar).
+    # logvar is log(sigma^2): sigma = exp(0.5 * logvar), not exp(logvar). At
+    # initialisation logvar is about 0, where both give sigma = 1: shift it to about
+    # 2 so that they differ (sigma e or e^2).
     x = batch["inputs"]
     eps = torch.randn(len(x), model.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
+        model.to_logvar.bias.fill_(2.0)
         mu, logvar = model.encode(x)
         expected = model.decoder(mu + torch.exp(0.5 * logvar) * eps)
         assert torch.allclose(model(x, noise=eps)["logits"], expected, atol=1e-5)

@@ -11,9 +11,13 @@ from __future__ import annotations
 import math
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
+from {{ cookiecutter.package_name }} import (
+    data as rl_data,
+)
 from {{ cookiecutter.package_name }}.data import (
     discounted_returns,
     normalise,
@@ -53,24 +57,46 @@ def short_cartpole():
     gym.registry.pop(env_id)
 
 
-def test_rollouts_tell_truncated_from_terminated(model, cfg, short_cartpole):
+def test_rollouts_tell_truncated_from_terminated(model, cfg, short_cartpole, monkeypatch):
     (episode,) = run_episodes(short_cartpole, model, [0], greedy=True)
     assert len(episode) == 5
     assert not any(step[4] for step in episode), "a time-limit stop is not a termination"
-    # With a constant value estimate c, the truncated return bootstraps from it.
-    c = 10.0
+    # The truncated return must bootstrap from the value of the state *after* the
+    # last step. The inputs are chosen so that the wrong candidates disagree:
+    # - a value head that depends on the state (large output weights): with a
+    #   constant one, value(next obs) == value(last obs) and a bootstrap from the
+    #   last observation instead of the next one would pass;
+    # - two episodes in one batch: with one, returns that run on across the end of
+    #   an episode into the next one look the same as returns that stop there;
+    # - gamma = 0.99, not 1.
     with torch.no_grad():
-        model.value[-1].weight.zero_()
-        model.value[-1].bias.fill_(c)
+        model.value[-1].weight.normal_(std=10.0, generator=torch.Generator().manual_seed(0))
+    played = []  # the episodes train_batches plays, with each step's next observation
+
+    def recording_run_episodes(*args, **kwargs):
+        episodes = run_episodes(*args, **kwargs)
+        played.extend(episodes)
+        return episodes
+
+    monkeypatch.setattr(rl_data, "run_episodes", recording_run_episodes)
     data_cfg = cfg.data.copy()
     data_cfg.env_id, data_cfg.normalize_advantages = short_cartpole, False
-    batch = next(train_batches(data_cfg, None, 1, torch.Generator().manual_seed(0), model))
+    batch = next(train_batches(data_cfg, None, 2, torch.Generator().manual_seed(0), model))
+    assert [len(episode) for episode in played] == [5, 5]
+
+    def values(observations) -> torch.Tensor:
+        with torch.no_grad():
+            return model(torch.as_tensor(np.array(observations), dtype=torch.float32))["value"]
+
+    after_last = values([episode[-1][3] for episode in played])
+    last = values([episode[-1][0] for episode in played])
+    assert (after_last - last).abs().min() > 0.1, "these inputs cannot tell the two states apart"
     gamma = data_cfg.gamma
-    expected_last = 1.0 + gamma * c
-    assert batch["returns"][-1].item() == pytest.approx(expected_last)
-    assert batch["returns"][0].item() == pytest.approx(
-        sum(gamma**k for k in range(5)) + gamma**5 * c
-    )
+    returns = batch["returns"].view(2, 5)
+    for i in range(2):
+        assert returns[i, -1].item() == pytest.approx(1.0 + gamma * after_last[i].item(), abs=1e-4)
+        expected_first = sum(gamma**k for k in range(5)) + gamma**5 * after_last[i].item()
+        assert returns[i, 0].item() == pytest.approx(expected_first, abs=1e-4)
 
 
 def test_policy_gradient_raises_the_rewarded_arm_on_a_bandit():

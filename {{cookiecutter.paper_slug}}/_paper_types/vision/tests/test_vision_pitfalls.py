@@ -22,6 +22,9 @@ from {{ cookiecutter.package_name }}.data import (
 from {{ cookiecutter.package_name }}.eval import (
     evaluate,
 )
+from {{ cookiecutter.package_name }}.model import (
+    build_model,
+)
 
 
 def test_normalised_training_images_have_zero_mean_unit_std_per_channel(splits):
@@ -49,6 +52,10 @@ def test_input_contract(batch, data_spec):
     assert torch.isfinite(inputs).all()
     raw, _ = load_images()
     assert raw.min() == 0.0 and raw.max() == 1.0
+    # Row-major, as the file stores each image (pixel 8 * row + col). The images are
+    # square, so a transposed layout (a column-major reshape) passes every shape check.
+    pixels, _ = read_digits()
+    assert torch.equal(raw.flatten(1) * 16, torch.as_tensor(pixels, dtype=torch.float32))
 
 
 def shift_sources(moved: torch.Tensor, images: torch.Tensor, max_shift: int) -> torch.Tensor:
@@ -92,7 +99,16 @@ def test_shift_moves_content_by_whole_pixels():
     assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 1
 
 
-def test_evaluation_is_deterministic(model, splits):
+def test_evaluation_is_deterministic(cfg, data_spec, splits):
+    # Dropout switched on (p = 0.5): the example's config has none, and a model
+    # without randomness gives the same numbers in either mode, so an evaluation
+    # that forgot eval mode, or a dropout that ignores it (``F.dropout(x, p)`` is
+    # on by default), would pass. Two batch sizes: batch norm left on batch
+    # statistics makes the result depend on them.
+    m = cfg.model.copy()
+    m.dropout = 0.5
+    torch.manual_seed(0)
+    model = build_model(m, data_spec)
     first = evaluate(model, splits["val"], batch_size=64)
     second = evaluate(model, splits["val"], batch_size=97)
     assert first.keys() == second.keys()
