@@ -40,6 +40,7 @@ SHARED_FILES = {
     f"src/{PKG}/plots.py",
     f"src/{PKG}/sweeps.py",
     f"src/{PKG}/gauntlet.py",
+    f"src/{PKG}/data_checks.py",
     f"src/{PKG}/configs/__init__.py",
     f"src/{PKG}/configs/train.yaml",
     f"src/{PKG}/configs/eval.yaml",
@@ -70,6 +71,7 @@ SHARED_FILES = {
     "tests/test_gauntlet.py",
     "tests/test_optim.py",
     "tests/test_loop.py",
+    "tests/test_data_path.py",
     "benchmarks/bench.py",
 }
 # Shared files a paper type replaces with its own version, and why (none so far:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import {{ cookiecutter.package_name }}.gauntlet as gauntlet
 
@@ -13,7 +14,8 @@ def test_a_sign_flipped_loss_fails_the_gauntlet_with_hints(quick_cfg, tmp_path, 
     # The classic bug: minimising the negative of the loss.
     real = gauntlet.loss_fn
     monkeypatch.setattr(gauntlet, "loss_fn", lambda *args: -real(*args))
-    skip = {"input baseline", "LR range"}  # the LR range cannot see it: -loss does fall
+    # The LR range cannot see it (-loss does fall); the baselines take longest.
+    skip = {"input baseline", "input baseline on val", "LR range"}
     checks = {c.name: c for c in gauntlet.run_gauntlet(quick_cfg(), tmp_path, (1,), skip)}
     for name in ("overfit 1", "loss at init"):
         assert not checks[name].passed, name
@@ -31,8 +33,10 @@ def test_a_model_that_ignores_its_input_fails_the_input_baseline(cfg, tmp_path, 
         return model
 
     monkeypatch.setattr(gauntlet, "build_model", blind_model)
-    checks = {c.name: c for c in gauntlet.run_gauntlet(cfg, tmp_path, sizes=(), skip={"LR range"})}
+    checks = gauntlet.run_gauntlet(cfg, tmp_path, sizes=(), skip={"LR range"}, baseline_steps=20)
+    checks = {c.name: c for c in checks}
     assert not checks["input baseline"].passed
+    assert not checks["input baseline on val"].passed  # blind against blind: no better
 
 
 @pytest.mark.slow
@@ -40,9 +44,12 @@ def test_the_gauntlet_command_passes_on_the_example(tmp_path, capsys):
     # Overfitting 100 examples is test_overfit's; this is the rest of the gauntlet.
     gauntlet.main(["--out", str(tmp_path), "--sizes", "1", "10"])  # exit 1 on a failure
     checks = json.loads((tmp_path / "gauntlet.json").read_text())
-    assert len(checks) == 8 and all(c["passed"] for c in checks)
+    assert len(checks) == 15 and all(c["passed"] for c in checks)
     assert "| overfit 10 | pass |" in capsys.readouterr().out
-    for picture in ("overfit.png", "lr_range.png"):
+    not_applicable = {c["name"]: c["measured"] for c in checks if not c["applies"]}
+    assert all(reason.startswith("n/a: ") for reason in not_applicable.values())
+    pictures = ["overfit.png"] + ([] if "LR range" in not_applicable else ["lr_range.png"])
+    for picture in pictures:
         assert (tmp_path / picture).stat().st_size > 1000
 
 
@@ -51,3 +58,63 @@ def test_the_gauntlet_command_rejects_a_bad_override():
         gauntlet.main(["optim.lrr=1"])
     message = str(exit_.value.code)
     assert message.startswith("error: ") and "lrr" in message and "\n" not in message
+
+
+def test_the_data_path_rows_fail_a_sampler_that_repeats_one_example(
+    quick_cfg, tmp_path, monkeypatch
+):
+    # The replay-sampler bug, planted under the project's own train_batches.
+    real = gauntlet.data_checks.train_batches
+
+    def one_example_per_batch(*args):
+        for batch in real(*args):
+            yield {name: t[:1].expand_as(t).clone() for name, t in batch.items()}
+
+    monkeypatch.setattr(gauntlet.data_checks, "train_batches", one_example_per_batch)
+    skip = {"input baseline", "input baseline on val", "LR range"}
+    checks = {c.name: c for c in gauntlet.run_gauntlet(quick_cfg(), tmp_path, (), skip)}
+    assert not checks["duplicate rows"].passed
+    assert checks["batches finite"].passed and checks["batch layout"].passed
+    assert "one index for the whole batch" in (tmp_path / "gauntlet.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("losses", "says"),
+    [
+        ([2.0, 2.5, 3.0, 4.0, 5.0], "rising loss"),
+        ([2.0, 1.99, 1.98, 1.98, 1.97], "plateau"),
+        ([2.0, 0.1, 1e-9, 1e-14, 1e-14], "optimises another target"),
+        ([2.3, 0.5, 0.1, 0.05, 0.035], "optimises another target"),  # 98% gone, still falling
+        ([44.0, 30.0, 20.0, 15.0, 15.0], "optimises another target"),  # stopped at a floor
+        ([2.0, 1.5, 1.0, 0.6, 0.3], "still falls"),
+        ([-2.3, -5.0, -10.0, -15.0, -20.0], "sign flip"),  # -NLL: no minimum
+        ([2.0, 1.0, float("nan")], "non-finite"),
+    ],
+)
+def test_the_overfit_hint_fits_the_loss_curve(losses, says):
+    assert says in gauntlet.overfit_hint(losses)
+
+
+def test_the_init_statistics_name_a_layer_fed_a_constant():
+    # A timestep embedding given one t for the whole batch: every example gets the
+    # same output, whatever the rest of the statistics say.
+    torch.manual_seed(0)
+    stats = {
+        "layers": {
+            "time_embed": {"std": 0.8, "dead": 0.0, "varies": 0.0},
+            "encoder.0": {"std": 0.9, "dead": 0.1, "varies": 1.2},
+        },
+        "grad_spread": 10.0,
+        "grad_extremes": ("a", "b"),
+    }
+    problems = gauntlet.init_problems(stats)
+    assert len(problems) == 1
+    what, why = problems[0]
+    assert "time_embed" in what and "constant" in why and "ReLU" not in why
+
+
+def test_a_row_that_does_not_apply_says_so_and_fails_nothing():
+    checks = [gauntlet.Check("LR range", True, "n/a: batches move with the model", "-", "", False)]
+    report = gauntlet.format_report(checks)
+    assert "| LR range | n/a | n/a: batches move with the model |" in report
+    assert "usually mean" not in report

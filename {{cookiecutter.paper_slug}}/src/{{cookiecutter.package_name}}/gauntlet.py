@@ -12,11 +12,22 @@ from the config and uses the project's own data, model, loss and optimiser:
     gradcheck       autograd matches finite differences for the loss (float64)
     loss at init    the untrained loss matches what a uniform guess gives
     init statistics activation std per layer, dead units, gradient-norm spread
+    batches finite  the real training batches (data_checks.py): no NaN or inf
+    batches detached  no batch tensor carries a graph (targets made by a network)
+    batch layout    keys, shapes and dtypes as data.batch_layout(spec) says
+    duplicate rows  rows repeated within a batch no more than chance allows
+    resume          a save/load of the data stream draws the same next batches
+    split preprocessing  val/test statistics close to the training batches'
     input baseline  with inputs zeroed the model must do clearly worse
+    input baseline on val  a short run on real batches beats its blind twin on val
     LR range        loss on a fixed batch while the LR grows from 1e-6 to 1 (Smith 2017)
 
+A check that cannot apply says "n/a" and why (split preprocessing when the splits
+share no feature with the training batches, as RL's seeds; the LR range when the
+training batches depend on the model, as on-policy rollouts or bootstrapped targets).
+
 It prints a pass/fail table with the numbers and, for each failure, what it
-usually means; writes gauntlet.md, gauntlet.json, overfit.png and lr_range.png to
+usually means given what was measured; writes gauntlet.md, gauntlet.json, overfit.png and lr_range.png to
 its run directory; and exits non-zero when any check fails. The tests use the same
 functions (tests/test_overfit.py, tests/test_gradients.py), so what passes here is
 what CI checks.
@@ -36,7 +47,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import build_splits, overfit_batch, spec
+from . import data_checks
+from .data import batch_layout, build_splits, overfit_batch, spec
 from .loss import expected_loss_at_init, loss_fn, memorised
 from .model import build_model
 from .optim import build_optimizer
@@ -55,7 +67,13 @@ class Check:
     passed: bool
     measured: str
     expected: str
-    hint: str  # what a failure usually means
+    hint: str  # what a failure usually means, given what was measured
+    applies: bool = True  # False: "n/a", ``measured`` says why; it fails nothing
+
+
+def data_check(name: str, verdict, expected: str, hint: str) -> Check:
+    """A row from one of data_checks' verdicts."""
+    return Check(name, verdict.passed, verdict.measured, expected, hint, verdict.applies)
 
 
 # --- The checks, also used by the tests -------------------------------------------
@@ -79,6 +97,44 @@ def fit_fixed_batch(model, batch, cfg, max_steps: int, check_every: int = 10, ze
         optimizer.step()
         losses.append(loss.item())
     return None, losses
+
+
+def overfit_hint(losses: list[float]) -> str:
+    """What a failed overfit run's loss curve says (Karpathy's recipe, FSDL)."""
+    if not losses:
+        return "no training step was taken"
+    first, last = losses[0], losses[-1]
+    if not math.isfinite(last):
+        return "the loss became non-finite: exp/log/division numerics, or LR far too high"
+    tail = losses[-max(2, len(losses) // 10) :]
+    if sum(tail) / len(tail) > first:
+        return "rising loss: a sign flip in the loss, or LR too high"
+    drop = first - min(losses)
+    still_falling = (tail[0] - tail[-1]) > 0.01 * drop
+    if last < 0 and still_falling and drop > abs(first):
+        return (
+            f"the loss falls without bound ({first:.3g} -> {last:.3g}, below zero and still "
+            "falling): a sign flip (the loss maximises what it should minimise), or a term "
+            "with no minimum"
+        )
+    if drop <= 0.1 * abs(first):
+        return (
+            "plateau from the start: LR too low, or gradients not reaching some layers "
+            "(see gradient flow)"
+        )
+    # Near zero (98% of a positive start gone), or no longer moving: the optimiser
+    # found the loss's minimum, and it is not what memorised() asks for.
+    if (first > 0 and last <= 0.02 * first) or not still_falling:
+        return (
+            f"the loss fell to {last:.3g} (from {first:.3g}) yet memorised() fails: "
+            "the loss optimises another target than memorised()/metrics_fn check "
+            "(another key, shifted or mis-paired targets, another output), or memorised's "
+            "tolerance is out of reach of this loss"
+        )
+    return (
+        f"the loss still falls ({first:.3g} -> {last:.3g}): a higher LR or more steps; "
+        "if it is slow from the start, see gradient flow and init statistics"
+    )
 
 
 def gradient_problems(model, batch, loss_cfg) -> list[str]:
@@ -161,7 +217,10 @@ def init_statistics(model, batch, loss_cfg) -> dict:
                 if isinstance(module, nn.modules.conv._ConvNd):  # units are channels
                     flat = output.detach().transpose(0, 1).flatten(1).T
                 dead = (flat <= 0).all(dim=0).float().mean().item()
-                stats[name] = {"std": flat.std().item(), "dead": dead}
+                # Largest std of one unit across examples (and positions): ~0 means
+                # the layer gives every example the same output, its input is constant.
+                varies = flat.std(dim=0).max().item() if len(flat) > 1 else math.inf
+                stats[name] = {"std": flat.std().item(), "dead": dead, "varies": varies}
 
         return hook
 
@@ -174,10 +233,66 @@ def init_statistics(model, batch, loss_cfg) -> dict:
     finally:
         for hook in hooks:
             hook.remove()
-    norms = [p.grad.norm().item() for p in model.parameters() if p.grad is not None]
-    nonzero = [n for n in norms if n > 0]
-    spread = max(nonzero) / min(nonzero) if nonzero else math.inf
-    return {"layers": stats, "grad_spread": spread}
+    norms = {n: p.grad.norm().item() for n, p in model.named_parameters() if p.grad is not None}
+    nonzero = {n: v for n, v in norms.items() if v > 0}
+    spread = max(nonzero.values()) / min(nonzero.values()) if nonzero else math.inf
+    extremes = (min(nonzero, key=nonzero.get), max(nonzero, key=nonzero.get)) if nonzero else ()
+    return {"layers": stats, "grad_spread": spread, "grad_extremes": extremes}
+
+
+def init_problems(stats: dict) -> list[tuple[str, str]]:
+    """(what, what it usually means) for each part of the init statistics that
+    fails, naming the layer or parameter."""
+    low, high = ACTIVATION_STD_RANGE
+    problems = []
+    # Layers in the order they ran: after one fed a constant, the next are constant
+    # too; name the first, which is where the bug is.
+    constant = [n for n, s in stats["layers"].items() if s["varies"] <= 1e-6 * max(1.0, s["std"])]
+    if constant:
+        after = f" (and {len(constant) - 1} layer(s) after it)" if len(constant) > 1 else ""
+        problems.append(
+            (
+                f"{constant[0]}: the same output for every example{after}",
+                f"{constant[0]} is fed a constant (a timestep or condition embedding given "
+                "one value for all, an input zeroed or detached before it)",
+            )
+        )
+    for name, s in stats["layers"].items():
+        if name in constant:
+            pass
+        elif s["std"] < low:
+            problems.append(
+                (
+                    f"{name}: activation std {s['std']:.2g}",
+                    f"{name}'s output is nearly zero: its init scale is too small for the "
+                    "depth (use fan-in scaling), or its input is",
+                )
+            )
+        if s["std"] > high:
+            problems.append(
+                (
+                    f"{name}: activation std {s['std']:.3g}",
+                    f"{name}'s init scale is too large for its fan-in (use fan-in scaling)",
+                )
+            )
+        if s["dead"] > DEAD_UNIT_LIMIT:
+            problems.append(
+                (
+                    f"{name}: {s['dead']:.0%} of units never positive",
+                    f"units after {name} are dead for this batch: negative biases or "
+                    "pre-activations shifted below zero (ReLU); check its init and inputs",
+                )
+            )
+    if stats["grad_spread"] > GRAD_SPREAD_LIMIT:
+        small, large = stats["grad_extremes"] or ("?", "?")
+        problems.append(
+            (
+                f"gradient-norm spread {stats['grad_spread']:.3g} ({small} to {large})",
+                f"{small} barely learns next to {large}: vanishing gradients on the way, "
+                "or a branch scaled down",
+            )
+        )
+    return problems
 
 
 def lr_range(model, batches, cfg, start=1e-6, end=1.0, steps=100) -> tuple[list, list]:
@@ -209,17 +324,25 @@ def lr_range(model, batches, cfg, start=1e-6, end=1.0, steps=100) -> tuple[list,
 # --- Running them all -------------------------------------------------------------
 
 
-def run_gauntlet(cfg, out_dir: Path, sizes=(1, 10, 100), skip=frozenset()) -> list[Check]:
+def run_gauntlet(
+    cfg, out_dir: Path, sizes=(1, 10, 100), skip=frozenset(), baseline_steps: int | None = None
+) -> list[Check]:
     """All checks (but the overfit sizes not in ``sizes`` and the checks named in
-    ``skip``: "input baseline", "LR range", the two that train longest)."""
+    ``skip``: "input baseline", "input baseline on val", "LR range", the ones that
+    train longest). ``baseline_steps``: steps of each "input baseline on val" run
+    (default: data_checks.baseline_steps, a tenth of the configured run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     data_spec = spec(cfg.data)
-    train_split = {k: v.to(device) for k, v in build_splits(cfg.data)["train"].items()}
+    splits_cpu = build_splits(cfg.data)
+    train_split = {k: v.to(device) for k, v in splits_cpu["train"].items()}
+
+    def seeded(seed):
+        torch.manual_seed(seed)
+        return build_model(cfg.model, data_spec).to(device)
 
     def fresh_model():
-        torch.manual_seed(cfg.seed)
-        return build_model(cfg.model, data_spec).to(device)
+        return seeded(cfg.seed)
 
     def draw(n, model):
         generator = torch.Generator().manual_seed(cfg.seed)
@@ -240,8 +363,7 @@ def run_gauntlet(cfg, out_dir: Path, sizes=(1, 10, 100), skip=frozenset()) -> li
                 if steps is not None
                 else f"not memorised; loss {losses[-1]:.4g}",
                 f"memorised within {budget} steps",
-                "rising loss: sign flip or LR too high; plateau: LR too low or gradients "
-                "not reaching some layers (see gradient flow)",
+                overfit_hint(losses),
             )
         )
 
@@ -290,24 +412,69 @@ def run_gauntlet(cfg, out_dir: Path, sizes=(1, 10, 100), skip=frozenset()) -> li
     dead = {name: s["dead"] for name, s in stats["layers"].items()}
     low, high = ACTIVATION_STD_RANGE
     worst_dead = max(dead, key=dead.get) if dead else "-"
-    ok = (
-        all(low <= s <= high for s in stds.values())
-        and all(d <= DEAD_UNIT_LIMIT for d in dead.values())
-        and stats["grad_spread"] <= GRAD_SPREAD_LIMIT
-    )
+    problems = init_problems(stats)
     checks.append(
         Check(
             "init statistics",
-            ok,
-            f"activation std {min(stds.values()):.3g}..{max(stds.values()):.3g}; "
+            not problems,
+            "; ".join(what for what, _ in problems[:3])
+            or f"activation std {min(stds.values()):.3g}..{max(stds.values()):.3g}; "
             f"dead units up to {dead.get(worst_dead, 0):.0%} ({worst_dead}); "
             f"gradient-norm spread {stats['grad_spread']:.3g}",
-            f"std in [{low:g}, {high:g}], dead <= {DEAD_UNIT_LIMIT:.0%}, "
-            f"spread <= {GRAD_SPREAD_LIMIT:g}",
-            "std too small or large: init scale wrong for the depth (use fan-in scaling); "
-            "dead units: ReLU biases or LR too negative; huge spread: some layers barely learn",
+            f"std in [{low:g}, {high:g}] and varying across examples, "
+            f"dead <= {DEAD_UNIT_LIMIT:.0%}, spread <= {GRAD_SPREAD_LIMIT:g}",
+            "; ".join(why for _, why in problems[:3]),
         )
     )
+
+    # The real data path: consecutive batches as train.py draws them (data_checks.py).
+    model = fresh_model()
+    drawn = data_checks.draw_training_batches(cfg, train_split, model)
+    checks += [
+        data_check(
+            "batches finite",
+            data_checks.finite(drawn.batches),
+            "every float value finite",
+            "NaN or inf in the data itself: a log of 0, a division by a zero std, a missing "
+            "value in the source; the loss will be NaN from the first step",
+        ),
+        data_check(
+            "batches detached",
+            data_checks.detached(drawn.batches),
+            "no batch tensor requires grad",
+            "targets computed with a network (TD targets, bootstrapped returns, a teacher) "
+            "keep its graph: the loss then trains the target too; torch.no_grad() or .detach()",
+        ),
+        data_check(
+            "batch layout",
+            data_checks.layout(drawn.batches, batch_layout(data_spec)),
+            "as data.batch_layout(spec)",
+            "the loss gets other shapes or dtypes than it was written for ([B] against "
+            "[B, 1] broadcasts silently to [B, B]), or batch_layout is out of date",
+        ),
+        data_check(
+            "duplicate rows",
+            data_checks.duplicates(drawn.batches, train_split),
+            "within-batch repeats at chance level",
+            "the sampler repeats examples within a batch (one index for the whole batch, "
+            "indices drawn from too small a range): each step trains on fewer examples",
+        ),
+        data_check(
+            "resume",
+            data_checks.resume(cfg, train_split, model, drawn),
+            "same batches after a save/load",
+            "the data stream keeps state its state_dict() does not save (an epoch "
+            "position, a buffer), or draws randomness from outside its generator: a "
+            "resumed run trains on other data (see runtime.ShuffledBatches)",
+        ),
+        data_check(
+            "split preprocessing",
+            data_checks.split_statistics(drawn.batches, splits_cpu),
+            "val/test statistics within chance of the training batches'",
+            "val or test preprocessed differently from training (not normalised, another "
+            "scale or vocabulary, or preprocessing done in train_batches only)",
+        ),
+    ]
 
     if "input baseline" not in skip:
         real_model, zero_model = fresh_model(), fresh_model()
@@ -342,11 +509,40 @@ def run_gauntlet(cfg, out_dir: Path, sizes=(1, 10, 100), skip=frozenset()) -> li
             )
         )
 
+    if "input baseline on val" not in skip:
+        val_split = {k: v.to(device) for k, v in splits_cpu["val"].items()}
+        steps = baseline_steps or data_checks.baseline_steps(cfg)
+        checks.append(
+            data_check(
+                "input baseline on val",
+                data_checks.input_baseline(cfg, fresh_model, train_split, val_split, steps),
+                f"real inputs better after {steps} steps",
+                "the model learns nothing from its inputs on real data that it does not learn "
+                "without them: the input path is detached or unused, the targets do not "
+                "depend on the inputs, or the run is too short (--baseline-steps)",
+            )
+        )
+
     lrs, losses = [], []
-    if "LR range" not in skip:
-        # On one fixed batch of the training batch size: the overfit probes make this
-        # meaningful for every paper type (an RL loss on fresh episodes rises as the
-        # policy improves, because the episodes get longer).
+    # Batches that change with the weights (on-policy rollouts, bootstrapped targets):
+    # no fixed batch stands for them, so the LR range test does not apply.
+    moving = None if "LR range" in skip else data_checks.model_dependence(cfg, train_split, seeded)
+    if moving is not None:
+        checks.append(
+            Check(
+                "LR range",
+                True,
+                f"n/a: {moving}: a loss on a fixed batch does not follow training's; use "
+                "the LR sweep (-m sweep=lr) on the headline metric",
+                "-",
+                "",
+                applies=False,
+            )
+        )
+    elif "LR range" not in skip:
+        # On one fixed batch of the training batch size (an overfit probe), for data
+        # that does not move with the model: there, the loss on a fixed batch follows
+        # the loss that training lowers.
         model = fresh_model()
         lrs, losses = lr_range(model, itertools.repeat(draw(cfg.trainer.batch_size, model)), cfg)
         best = min(range(len(losses)), key=losses.__getitem__) if losses else 0
@@ -381,9 +577,8 @@ def run_gauntlet(cfg, out_dir: Path, sizes=(1, 10, 100), skip=frozenset()) -> li
 def format_report(checks: list[Check]) -> str:
     lines = ["| check | result | measured | expected |", "|---|---|---|---|"]
     for c in checks:
-        lines.append(
-            f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.measured} | {c.expected} |"
-        )
+        result = "n/a" if not c.applies else "pass" if c.passed else "FAIL"
+        lines.append(f"| {c.name} | {result} | {c.measured} | {c.expected} |")
     failures = [c for c in checks if not c.passed]
     if failures:
         lines += ["", "What the failures usually mean:"]
@@ -400,6 +595,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="config overrides, as for train.py")
     parser.add_argument("--sizes", nargs="+", type=int, default=[1, 10, 100])
     parser.add_argument("--out", type=Path, default=None, help="default: runs/gauntlet/<time>")
+    parser.add_argument(
+        "--baseline-steps",
+        type=int,
+        default=None,
+        help="steps of the input-baseline runs on real batches (default: a tenth of the run)",
+    )
     args = parser.parse_args(argv)
     try:
         cfg = compose_config(*args.overrides)
@@ -408,7 +609,7 @@ def main(argv: list[str] | None = None) -> None:
         reason = " ".join(f"{err} {err.__cause__ or ''}".split())
         sys.exit(f"error: {reason}")
     out = args.out or Path("runs/gauntlet") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    checks = run_gauntlet(cfg, out, sizes=tuple(args.sizes))
+    checks = run_gauntlet(cfg, out, sizes=tuple(args.sizes), baseline_steps=args.baseline_steps)
     print(format_report(checks), end="")
     print(f"\nreport and plots: {out}")
     if not all(c.passed for c in checks):

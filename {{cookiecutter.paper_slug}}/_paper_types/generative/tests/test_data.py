@@ -32,3 +32,26 @@ def test_splits_are_disjoint(splits):
     # The seed is the image's index in the full data set: no index twice.
     indices = torch.cat([splits[name]["seed"] for name in SPLITS])
     assert len(indices.unique()) == len(indices)
+
+
+def test_each_example_is_the_binarised_digit_its_seed_names_and_the_loss_target(cfg, splits, model):
+    """The pixels of every example, in each split and in a training batch, are the
+    raw digit at index ``seed`` binarised (recomputed here from read_digits()), and
+    the loss reconstructs exactly those pixels: outputs that predict them with
+    certainty leave no reconstruction loss."""
+    from {{ cookiecutter.package_name }}.data import read_digits, train_batches
+    from {{ cookiecutter.package_name }}.loss import loss_fn
+
+    binary = torch.as_tensor(read_digits()[0] >= 8, dtype=torch.float32)  # half of 16
+    generator = torch.Generator().manual_seed(0)
+    batch = next(train_batches(cfg.data, splits["train"], 64, generator, model))
+    for name, examples in [*splits.items(), ("training batch", batch)]:
+        wrong = int((examples["inputs"] != binary[examples["seed"]]).any(dim=1).sum())
+        assert wrong == 0, f"{name}: {wrong} examples are not the digit their seed names"
+    x = batch["inputs"]
+    certain = {
+        "logits": 40 * (2 * x - 1),  # p(pixel on) = sigmoid(+-40): the pixel itself
+        "mu": torch.zeros(len(x), 2),  # posterior = prior: no KL either
+        "logvar": torch.zeros(len(x), 2),
+    }
+    assert loss_fn(certain, batch, cfg.loss) < 1e-9

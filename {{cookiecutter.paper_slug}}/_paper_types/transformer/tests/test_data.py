@@ -54,3 +54,14 @@ def test_splits_share_no_sequence(splits):
             key = tuple(row)
             assert key not in seen, f"a sequence is in both {seen[key]} and {name}"
             seen[key] = name
+
+
+def test_training_batches_pair_each_sequence_with_its_own_reversal(cfg, draw_batch):
+    # The split is right (above); this is the path training takes: a sampler that
+    # indexed inputs and targets separately would keep every statistic and pair
+    # each prompt with another sequence's answer.
+    L = cfg.data.seq_len
+    for seed in range(2):
+        batch = draw_batch(cfg.trainer.batch_size, seed)
+        paired = (batch["targets"][:, L:] == batch["inputs"][:, :L].flip(1)).all(dim=1)
+        assert paired.all(), f"{int((~paired).sum())} rows answer another row's prompt"

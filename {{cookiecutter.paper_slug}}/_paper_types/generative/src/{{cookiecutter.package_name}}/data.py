@@ -15,6 +15,7 @@ Contract shared with the rest of the package (every paper type provides it):
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "seed": Tensor}}.
 - ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
 - ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
+- ``batch_layout(spec)`` -> per key of a training batch: shape and dtype.
 """
 
 from __future__ import annotations
@@ -85,6 +86,15 @@ def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
     }
     # The image's position in the full data set doubles as its evaluation-noise seed.
     return {name: {"inputs": images[index[name]], "seed": index[name]} for name in SPLITS}
+
+
+def batch_layout(data_spec) -> dict[str, tuple[tuple, torch.dtype]]:
+    """Per key of a training batch: its shape ("batch" for the batch dimension)
+    and dtype. The generic tests hold every batch train_batches draws to it."""
+    return {
+        "inputs": (("batch", data_spec["num_pixels"]), torch.float32),
+        "seed": (("batch",), torch.long),
+    }
 
 
 def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):

@@ -20,6 +20,7 @@ Contract shared with the rest of the package (every paper type provides it):
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"seed": Tensor}}.
 - ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
 - ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
+- ``batch_layout(spec)`` -> per key of a training batch: shape and dtype.
 """
 
 from __future__ import annotations
@@ -133,6 +134,18 @@ def normalise(advantages: torch.Tensor) -> torch.Tensor:
     epsilon, so one transition (or all equal) gives zeros rather than NaN."""
     centred = advantages - advantages.mean()
     return centred / (centred.pow(2).mean().sqrt() + 1e-8)
+
+
+def batch_layout(data_spec) -> dict[str, tuple[tuple, torch.dtype]]:
+    """Per key of a training batch: its shape ("batch" for the batch dimension)
+    and dtype. The generic tests hold every batch train_batches draws to it. The
+    batch dimension runs over transitions (all episodes of the batch, flattened)."""
+    return {
+        "inputs": (("batch", data_spec["obs_dim"]), torch.float32),
+        "actions": (("batch",), torch.long),
+        "returns": (("batch",), torch.float32),
+        "advantages": (("batch",), torch.float32),
+    }
 
 
 def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):

@@ -18,6 +18,7 @@ Contract shared with the rest of the package (every paper type provides it):
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "targets": Tensor}}.
 - ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
 - ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
+- ``batch_layout(spec)`` -> per key of a training batch: shape and dtype.
 """
 
 from __future__ import annotations
@@ -101,6 +102,16 @@ def build_splits(cfg) -> dict[str, dict[str, torch.Tensor]]:
     # Rows are distinct, so cutting one list into slices gives disjoint splits.
     chunks = torch.split(sequences, sizes)
     return {name: encode(cfg, chunk) for name, chunk in zip(SPLITS, chunks, strict=True)}
+
+
+def batch_layout(data_spec) -> dict[str, tuple[tuple, torch.dtype]]:
+    """Per key of a training batch: its shape ("batch" for the batch dimension)
+    and dtype. The generic tests hold every batch train_batches draws to it."""
+    length = data_spec["context_length"]
+    return {
+        "inputs": (("batch", length), torch.long),
+        "targets": (("batch", length), torch.long),
+    }
 
 
 def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):

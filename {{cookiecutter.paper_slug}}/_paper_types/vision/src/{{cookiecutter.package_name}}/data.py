@@ -16,6 +16,7 @@ Contract shared with the rest of the package (every paper type provides it):
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "targets": Tensor}}.
 - ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
 - ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
+- ``batch_layout(spec)`` -> per key of a training batch: shape and dtype.
 """
 
 from __future__ import annotations
@@ -122,6 +123,16 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     return canvas[
         arange(n)[:, None, None, None], arange(images.size(1))[None, :, None, None], rows, cols
     ]
+
+
+def batch_layout(data_spec) -> dict[str, tuple[tuple, torch.dtype]]:
+    """Per key of a training batch: its shape ("batch" for the batch dimension)
+    and dtype. The generic tests hold every batch train_batches draws to it."""
+    c, s = data_spec["in_channels"], data_spec["image_size"]
+    return {
+        "inputs": (("batch", c, s, s), torch.float32),
+        "targets": (("batch",), torch.long),
+    }
 
 
 def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):

@@ -1,0 +1,437 @@
+"""Checks of the real data path: the batches training draws, the splits evaluation reads.
+
+The overfit, gradient and init checks look at probe batches (``overfit_batch``).
+These bugs live on the path training really takes, pass every probe check, and
+were each seen in real reproductions:
+
+- a replay sampler that returns one transition for the whole batch (training still
+  "works", on one example per step);
+- TD targets or bootstrapped returns computed with the network and not detached:
+  gradient flows into the target, and the loss falls by moving its own target;
+- a batch whose shapes or dtypes are not what the loss assumes ([B] - [B, 1]
+  silently broadcasts to [B, B]);
+- a data stream whose ``state_dict`` forgets something: a resumed run trains on
+  other batches than the run it continues would have;
+- val/test preprocessed differently from train (left unnormalised, another scale);
+- a model that, trained on real batches, does no better than one that sees nothing.
+
+Every function works through the data contract only (``spec``, ``build_splits``,
+``train_batches``, ``batch_layout``, ``build_model``, ``loss_fn``, ``metrics_fn``,
+``HEADLINE_METRIC``/``HEADLINE_MODE``), so the checks keep working when data.py,
+model.py and loss.py are replaced by another method's. tests/test_data_path.py and
+the gauntlet both call them; each returns a ``Verdict``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .data import train_batches
+from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn
+from .optim import build_optimizer
+from .runtime import plain, rng_states, set_rng_states
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    measured: str  # what was seen, in words (the failure message)
+    applies: bool = True  # False: nothing here to check; ``measured`` says why
+
+
+def not_applicable(reason: str) -> Verdict:
+    # Passing, so it fails nothing, but said out loud: a check that cannot look
+    # must not read like one that looked and found nothing.
+    return Verdict(True, f"n/a: {reason}", applies=False)
+
+
+# --- Drawing batches the way train.py does ------------------------------------------
+
+
+def training_stream(cfg, split, model, seed: int | None = None):
+    """(generator, batches) as train.py makes them: the data config as a plain
+    object, the training batch size, a data generator seeded with ``cfg.seed``."""
+    generator = torch.Generator().manual_seed(cfg.seed if seed is None else seed)
+    batches = train_batches(plain(cfg.data), split, cfg.trainer.batch_size, generator, model)
+    return generator, batches
+
+
+def draw(batches, n: int) -> list[dict[str, torch.Tensor]]:
+    return [next(batches) for _ in range(n)]
+
+
+@dataclass
+class Drawn:
+    """Consecutive training batches, and what a checkpoint would have saved of the
+    stream after the first ``saved_after`` of them (for the resume check)."""
+
+    batches: list[dict[str, torch.Tensor]]
+    saved_after: int
+    saved: dict
+
+
+def draw_training_batches(cfg, split, model, n: int = 3, save_after: int = 2) -> Drawn:
+    """``n`` consecutive batches as the loop draws them, with the stream's state
+    saved after ``save_after`` of them the way train.py's checkpoint saves it: its
+    ``state_dict`` if it has one, the data generator and the global random states,
+    through a ``weights_only`` save and load (what a checkpoint holds must survive it)."""
+    generator, batches = training_stream(cfg, split, model)
+    first = draw(batches, save_after)
+    state = {
+        "batches": batches.state_dict() if hasattr(batches, "state_dict") else None,
+        "rng": rng_states(generator),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    return Drawn(first + draw(batches, n - save_after), save_after, saved)
+
+
+# --- Single batches ---------------------------------------------------------------
+
+
+def finite(batches) -> Verdict:
+    """Every float tensor of every batch finite (a log of 0 or a division by a zero
+    std in the data turns the first step's loss into NaN, far from its cause)."""
+    bad = [
+        f"batch {i} '{key}' ({int((~torch.isfinite(t)).sum())} values)"
+        for i, batch in enumerate(batches)
+        for key, t in batch.items()
+        if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
+    if bad:
+        return Verdict(False, "not finite: " + ", ".join(bad[:4]))
+    return Verdict(True, f"{len(batches)} batches, all values finite")
+
+
+def detached(batches) -> Verdict:
+    """No batch tensor requires grad or carries a graph. Targets computed with a
+    network (TD targets, bootstrapped returns, a teacher's outputs) must come out
+    of the data under ``torch.no_grad()`` or ``.detach()``: otherwise the loss's
+    gradient also moves the network that made the target, which is another
+    algorithm (and keeps every step's graph alive)."""
+    for i, batch in enumerate(batches):
+        bad = [
+            f"'{key}' (grad_fn={type(t.grad_fn).__name__})"
+            if t.grad_fn is not None
+            else f"'{key}' (requires_grad)"
+            for key, t in batch.items()
+            if t.requires_grad or t.grad_fn is not None
+        ]
+        if bad:
+            return Verdict(
+                False,
+                f"batch {i}: tensors carry a graph: {', '.join(bad)}; compute them "
+                "under torch.no_grad() or .detach() them",
+            )
+    return Verdict(True, f"{len(batches)} batches, no tensor requires grad")
+
+
+def layout_problems(batch: dict[str, torch.Tensor], layout: dict) -> list[str]:
+    """Where ``batch`` differs from ``data.batch_layout(spec)``: missing or extra
+    keys, wrong dtypes, wrong sizes. A string in a shape is a named size (``"batch"``):
+    every key of one batch must agree on it."""
+    problems = []
+    if set(batch) != set(layout):
+        missing, extra = sorted(set(layout) - set(batch)), sorted(set(batch) - set(layout))
+        problems.append(f"keys {sorted(batch)}; batch_layout says {sorted(layout)}")
+        problems[-1] += f" (missing {missing}, extra {extra})"
+    named = {}
+    for key in sorted(set(batch) & set(layout)):
+        shape, dtype = layout[key]
+        t = batch[key]
+        if t.dtype != dtype:
+            problems.append(f"'{key}' is {t.dtype}, batch_layout says {dtype}")
+        if t.dim() != len(shape):
+            problems.append(f"'{key}' has shape {tuple(t.shape)}, batch_layout says {shape}")
+            continue
+        for size, want in zip(t.shape, shape, strict=True):
+            if isinstance(want, str):
+                want = named.setdefault(want, size)  # the first key fixes a named size
+            if size != want:
+                problems.append(
+                    f"'{key}' has shape {tuple(t.shape)}, batch_layout says {shape} with {named}"
+                )
+                break
+    return problems
+
+
+def layout(batches, expected: dict) -> Verdict:
+    for i, batch in enumerate(batches):
+        problems = layout_problems(batch, expected)
+        if problems:
+            return Verdict(False, f"batch {i}: " + "; ".join(problems))
+    return Verdict(True, "keys, shapes and dtypes as batch_layout says")
+
+
+# --- Duplicated rows --------------------------------------------------------------
+
+
+def _rows(batch: dict[str, torch.Tensor], keys) -> torch.Tensor:
+    """One row per example: all its tensors flattened side by side (float64 holds
+    every int32 and float32 value exactly, and int64 up to 2**53)."""
+    n = len(batch[keys[0]])
+    return torch.cat([batch[key].reshape(n, -1).double() for key in keys], dim=1)
+
+
+def _equal_pairs(ids: torch.Tensor) -> int:
+    """Number of pairs (i < j) with ids[i] == ids[j]."""
+    counts = torch.bincount(ids).double()
+    return int((counts * (counts - 1) / 2).sum())
+
+
+def duplicates(batches, split: dict[str, torch.Tensor]) -> Verdict:
+    """Rows repeated within a batch no more often than chance allows.
+
+    A sampler that returns one index for the whole batch gives B(B-1)/2 equal pairs
+    per batch; an honest one gives about as many as the data's own duplicates do.
+    "Chance" is the probability p that two examples drawn at random are equal:
+    - where the batch's keys are in the training split too (supervised data), p is
+      exact: sum over distinct rows of the split of (its share)^2, which is what a
+      sampler drawing with replacement would give (without replacement: fewer;
+      augmentation only makes rows more different);
+    - otherwise (batches made by collecting, as in RL), p is estimated from pairs of
+      rows in *different* batches: an honest sampler repeats rows across batches as
+      often as within one, a broken one repeats them within. Continuous observations
+      make both ~0. And a stream whose rows are all one row fails outright (the
+      same index in every batch would otherwise look like chance).
+    Equal pairs within batches must stay below the Poisson-style bound
+    n_pairs * p + 4 * sqrt(n_pairs * p + 1).
+    """
+    keys = sorted(batches[0])
+    shared = [k for k in keys if k in split and split[k].shape[1:] == batches[0][k].shape[1:]]
+    if shared:
+        keys = shared  # compare like with like: the same columns in split and batch
+    all_rows = torch.cat([_rows(b, keys) for b in batches])
+    _, ids = torch.unique(all_rows, dim=0, return_inverse=True)
+    per_batch = torch.split(ids, [len(b[keys[0]]) for b in batches])
+    n_within = sum(len(i) * (len(i) - 1) // 2 for i in per_batch)
+    within = sum(_equal_pairs(i) for i in per_batch)
+    if shared:
+        _, counts = torch.unique(_rows(split, keys), dim=0, return_counts=True)
+        p = float((counts.double() / counts.sum()).pow(2).sum())
+        source = f"the training split's own duplicates ({', '.join(keys)})"
+    else:
+        n_across = sum(len(a) * len(b) for i, a in enumerate(per_batch) for b in per_batch[i + 1 :])
+        across = _equal_pairs(ids) - within
+        p = across / n_across if n_across else 0.0
+        source = "pairs of rows from different batches"
+    expected = n_within * p
+    allowed = expected + 4 * math.sqrt(expected + 1)
+    worst = max(range(len(per_batch)), key=lambda i: _equal_pairs(per_batch[i]))
+    repeats = len(per_batch[worst]) - len(per_batch[worst].unique())
+    seen = (
+        f"{within} equal pairs of rows within {len(batches)} batches "
+        f"(batch {worst}: {repeats} of {len(per_batch[worst])} rows repeat another); "
+        f"chance: {expected:.3g} (from {source}), allowed up to {allowed:.3g}"
+    )
+    if len(ids.unique()) == 1 and len(ids) > 1:
+        return Verdict(False, f"every row of {len(batches)} batches is the same row; " + seen)
+    return Verdict(within <= allowed, seen)
+
+
+# --- Resuming -----------------------------------------------------------------------
+
+
+def resume(cfg, split, model, drawn: Drawn) -> Verdict:
+    """A fresh stream loaded with the state saved midway through ``drawn`` (its
+    generator seeded differently, so that only what is loaded can make it agree)
+    must draw the batches the uninterrupted stream drew after that point.
+
+    A stream without ``state_dict`` (a plain generator function, as RL collectors
+    often are) is fine if its only memory is the generator and the model; one that
+    keeps more (a replay buffer, an epoch position) fails here, as its resumed runs
+    would train on other data."""
+    expected = drawn.batches[drawn.saved_after :]
+    generator, fresh = training_stream(cfg, split, model, seed=cfg.seed + 1)
+    if drawn.saved["batches"] is not None:
+        fresh.load_state_dict(drawn.saved["batches"])
+    set_rng_states(drawn.saved["rng"], generator)
+    how = "state_dict + generator" if drawn.saved["batches"] is not None else "generator only"
+    for i, (a, b) in enumerate(zip(expected, draw(fresh, len(expected)), strict=True)):
+        if set(a) != set(b):
+            return Verdict(False, f"resumed batch {i} has keys {sorted(b)}, not {sorted(a)}")
+        differ = [k for k in a if a[k].shape != b[k].shape or not torch.equal(a[k], b[k])]
+        if differ:
+            return Verdict(
+                False,
+                f"after a save/load ({how}) batch {drawn.saved_after + i} differs in "
+                f"{differ}: the stream remembers something its state_dict does not save "
+                "(a position, a buffer), or draws randomness from outside the generator",
+            )
+    return Verdict(
+        True,
+        f"the {len(expected)} batch(es) after a save/load ({how}) equal the uninterrupted ones",
+    )
+
+
+# --- Splits: the same preprocessing everywhere --------------------------------------
+
+
+def _identifier(t: torch.Tensor) -> bool:
+    """An integer per example, all distinct: an index or a seed, not a feature."""
+    return t.dim() == 1 and not t.is_floating_point() and len(t.unique()) == len(t)
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """How far apart the statistics of two samples of one tensor are.
+
+    Floats: per feature (channel, for tensors with channels: [N, C, ...]), the
+    difference of the means plus that of the stds, averaged over features, in units
+    of the overall std of ``a``. Integers (tokens, labels): the total variation
+    distance between the value histograms."""
+    if not a.is_floating_point():
+        low = int(min(a.min(), b.min()))
+        size = int(max(a.max(), b.max())) - low + 1
+        ha, hb = (torch.bincount(t.flatten() - low, minlength=size).double() for t in (a, b))
+        return float((ha / ha.sum() - hb / hb.sum()).abs().sum() / 2)
+    a, b = a.double(), b.double()
+    if a.dim() >= 3:  # [N, C, ...]: one feature per channel (invariant to shifts)
+        a, b = (t.transpose(0, 1).reshape(t.size(1), -1).T for t in (a, b))
+    else:
+        a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    gap = (a.mean(0) - b.mean(0)).abs() + (a.std(0) - b.std(0)).abs()
+    return float(gap.mean() / (a.std() + 1e-12))
+
+
+# Differences this small are no preprocessing mismatch: label-preserving augmentation
+# of the training batches (shifted digits: ~0.06) makes them. A split left
+# unnormalised or scaled differently is ~1 train std away.
+FLOAT_SLACK = 0.1  # in train stds (mean gap + std gap, averaged over features)
+HISTOGRAM_SLACK = 0.05  # total variation distance
+
+
+def split_statistics(batches, splits, permutations: int = 19, max_rows: int = 1024) -> Verdict:
+    """Val and test go through the same preprocessing as the batches training sees.
+
+    The reference is the training batches, not the training split: they are what
+    the model learns from (preprocessing done in ``train_batches`` only would leave
+    every split alike and evaluation off). For each key that the training batches
+    and an evaluation split both have (with the same per-example shape; identifiers
+    such as indices and seeds left out), the split's statistics must be about as
+    close to the batches' as random re-splits of the two pooled together are to
+    each other (a permutation test: at most 1.5 times the largest of
+    ``permutations`` re-splits, plus the slack above for augmentation). A split
+    left unnormalised, scaled differently or tokenised with another vocabulary is
+    far outside that. A split normalised with its own statistics is not: on a
+    random split those equal the training ones (the per-type tests check where the
+    statistics come from).
+
+    Not applicable where the splits share nothing with the training batches (RL:
+    training collects transitions, evaluation splits hold environment seeds).
+    """
+    train = {k: torch.cat([b[k] for b in batches]).cpu() for k in batches[0]}
+    generator = torch.Generator().manual_seed(0)
+    compared, far = [], []
+    for name, split in splits.items():
+        if name == "train":
+            continue
+        for key, t in split.items():
+            if key not in train or t.shape[1:] != train[key].shape[1:] or _identifier(t):
+                continue
+            if t.is_floating_point() != train[key].is_floating_point():
+                continue
+            ours = t.cpu()[torch.randperm(len(t), generator=generator)[:max_rows]]
+            seen = _distance(train[key], ours)
+            pooled = torch.cat([train[key], ours])
+            chance = []
+            for _ in range(permutations):
+                order = torch.randperm(len(pooled), generator=generator)
+                a, b = pooled[order[: len(train[key])]], pooled[order[len(train[key]) :]]
+                chance.append(_distance(a, b))
+            slack = FLOAT_SLACK if t.is_floating_point() else HISTOGRAM_SLACK
+            limit = 1.5 * max(chance) + slack
+            compared.append(f"{name} '{key}' {seen:.3g} (limit {limit:.3g})")
+            if seen > limit:
+                far.append(compared[-1])
+    if not compared:
+        keys = {name: sorted(split) for name, split in splits.items() if name != "train"}
+        return not_applicable(
+            f"the evaluation splits ({keys}) share no feature with the training batches "
+            f"({sorted(train)}): nothing to compare"
+        )
+    if far:
+        return Verdict(
+            False,
+            "statistics differ from the training batches' beyond chance: "
+            + "; ".join(far)
+            + " (is every split preprocessed the same way, with training statistics?)",
+        )
+    return Verdict(True, "distance to training batches: " + "; ".join(compared))
+
+
+# --- Training on real batches --------------------------------------------------------
+
+
+def baseline_steps(cfg) -> int:
+    """Steps of the input-baseline runs: a tenth of the configured run (by then a
+    model that uses its inputs is clearly ahead: every example type is at 100
+    steps, where the reversal transformer's sequence accuracy is still 0 for both
+    at 50), at most 1000 steps."""
+    return max(1, min(cfg.trainer.max_steps // 10, 1000))
+
+
+def zero_inputs(model: torch.nn.Module) -> torch.nn.Module:
+    """Make ``model`` blind: a forward pre-hook replaces its input by zeros (of the
+    same shape and dtype: token ids become token 0) in training and evaluation alike."""
+    model.register_forward_pre_hook(lambda module, args: (torch.zeros_like(args[0]), *args[1:]))
+    return model
+
+
+def short_run(cfg, model, split, val, steps: int) -> float:
+    """Train ``model`` for ``steps`` steps on real training batches with the
+    project's optimiser and loss (constant LR, gradients clipped as configured) and
+    return the validation headline metric."""
+    from .eval import evaluate  # imports Hydra; only here
+
+    optimizer = build_optimizer(model, cfg.optim)
+    _, batches = training_stream(cfg, split, model)
+    loss_cfg = plain(cfg.loss)
+    model.train()
+    for _ in range(steps):
+        batch = next(batches)
+        loss = loss_fn(model(batch["inputs"]), batch, loss_cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+    return evaluate(model, val, cfg.trainer.eval_batch_size)[HEADLINE_METRIC]
+
+
+def input_baseline(cfg, make_model, split, val, steps: int) -> Verdict:
+    """After ``steps`` steps on real batches the model must beat the same model,
+    trained the same steps, with its inputs zeroed (Karpathy's input-independent
+    baseline), on the validation headline metric. Equal: the model learns nothing
+    from its inputs (a detached input path, inputs the loss never sees, targets
+    that do not depend on the inputs)."""
+    real = short_run(cfg, make_model(), split, val, steps)
+    blind = short_run(cfg, zero_inputs(make_model()), split, val, steps)
+    better = real > blind if HEADLINE_MODE == "max" else real < blind
+    return Verdict(
+        better and math.isfinite(real),
+        f"val {HEADLINE_METRIC} after {steps} steps: {real:.4g} with real inputs, "
+        f"{blind:.4g} with zeroed inputs ({HEADLINE_MODE} is better)",
+    )
+
+
+def model_dependence(cfg, split, make_model) -> str | None:
+    """Why training batches depend on the model's weights, or None when they do
+    not: one batch drawn with two differently initialised models, from the same
+    generator state. Batches made by the model (on-policy rollouts, TD targets,
+    bootstrapped returns) make checks on a fixed batch (the LR range test) say
+    little about training."""
+    (a,), (b,) = (draw(training_stream(cfg, split, make_model(seed))[1], 1) for seed in (0, 1))
+    differ = sorted(k for k in a if a[k].shape != b[k].shape or not torch.equal(a[k], b[k]))
+    if not differ:
+        return None
+    if "inputs" not in differ:
+        return f"the training targets ({', '.join(differ)}) are computed with the model itself"
+    return (
+        f"the training batches ({', '.join(differ)}) change with the model's weights "
+        "(collected by the model, or targets computed with it)"
+    )

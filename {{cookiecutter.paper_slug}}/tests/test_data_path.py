@@ -1,0 +1,110 @@
+"""The real data path: the batches training draws and the splits evaluation reads.
+
+test_overfit.py and test_gradients.py look at probe batches; these tests look at
+consecutive batches drawn exactly as train.py draws them (the training batch size,
+a model from build_model, a data generator seeded with cfg.seed), and compare them
+with the evaluation splits. They go through the data contract only
+(data_checks.py says what each check catches and why), so they keep biting after
+you replace data.py, model.py and loss.py with your own method's.
+
+The last tests break real batches on purpose: they keep the checks themselves honest
+on your data.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from {{ cookiecutter.package_name }} import data_checks
+from {{ cookiecutter.package_name }}.data import batch_layout
+from {{ cookiecutter.package_name }}.model import build_model
+
+
+@pytest.fixture(scope="module")
+def loop_model(cfg, data_spec):
+    """The untrained model the loop starts with (collectors play it)."""
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg.model, data_spec)
+
+
+@pytest.fixture(scope="module")
+def drawn(cfg, splits, loop_model):
+    """Three consecutive training batches, with the stream saved after the second."""
+    return data_checks.draw_training_batches(cfg, splits["train"], loop_model)
+
+
+def test_training_batches_are_finite(drawn):
+    verdict = data_checks.finite(drawn.batches)
+    assert verdict.passed, verdict.measured
+
+
+def test_training_batches_carry_no_graph(drawn):
+    # Targets computed with a network (TD targets, bootstrapped returns) come detached.
+    verdict = data_checks.detached(drawn.batches)
+    assert verdict.passed, verdict.measured
+
+
+def test_training_batches_match_batch_layout(drawn, data_spec):
+    verdict = data_checks.layout(drawn.batches, batch_layout(data_spec))
+    assert verdict.passed, verdict.measured
+
+
+def test_rows_are_not_repeated_beyond_chance(drawn, splits):
+    # A sampler returning one index for the whole batch trains on one example a step.
+    verdict = data_checks.duplicates(drawn.batches, splits["train"])
+    assert verdict.passed, verdict.measured
+
+
+def test_a_resumed_stream_draws_the_batches_the_uninterrupted_one_draws(
+    cfg, splits, loop_model, drawn
+):
+    verdict = data_checks.resume(cfg, splits["train"], loop_model, drawn)
+    assert verdict.passed, verdict.measured
+
+
+def test_every_split_is_preprocessed_like_the_training_batches(drawn, splits):
+    verdict = data_checks.split_statistics(drawn.batches, splits)
+    if not verdict.applies:
+        pytest.skip(verdict.measured)
+    assert verdict.passed, verdict.measured
+
+
+@pytest.mark.slow
+def test_real_inputs_beat_zeroed_inputs_on_validation(cfg, splits, data_spec):
+    def make_model():
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg.model, data_spec)
+
+    steps = data_checks.baseline_steps(cfg)  # a tenth of the configured run
+    verdict = data_checks.input_baseline(cfg, make_model, splits["train"], splits["val"], steps)
+    assert verdict.passed, verdict.measured
+
+
+# --- The checks bite: real batches, broken on purpose --------------------------------
+
+
+def test_the_duplicate_check_fails_one_row_for_the_whole_batch(drawn, splits):
+    # The replay-sampler bug: one index drawn, broadcast to the whole batch.
+    broken = [{k: t[:1].expand_as(t) for k, t in b.items()} for b in drawn.batches]
+    assert not data_checks.duplicates(broken, splits["train"]).passed
+
+
+def test_the_graph_check_fails_a_target_that_requires_grad(drawn):
+    batch = drawn.batches[0]
+    # A target if there is one (a float one first: returns, pixels), else the inputs.
+    key = max(sorted(batch), key=lambda k: (k != "inputs", batch[k].is_floating_point()))
+    weight = torch.ones((), requires_grad=True)  # a "network" the target was made with
+    broken = {**batch, key: batch[key].float() * weight}
+    verdict = data_checks.detached([broken])
+    assert not verdict.passed and key in verdict.measured
+
+
+def test_the_layout_check_fails_a_changed_dtype_or_batch_size(drawn, data_spec):
+    layout = batch_layout(data_spec)
+    batch = drawn.batches[0]
+    key = sorted(batch)[-1]
+    other = torch.float64 if batch[key].dtype != torch.float64 else torch.float32
+    assert data_checks.layout_problems({**batch, key: batch[key].to(other)}, layout)
+    if len(batch) > 1:  # one key shorter than the others: the batch sizes disagree
+        assert data_checks.layout_problems({**batch, key: batch[key][1:]}, layout)
