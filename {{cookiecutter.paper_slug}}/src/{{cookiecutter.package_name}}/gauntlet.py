@@ -27,8 +27,9 @@ share no feature with the training batches, as RL's seeds; the LR range when the
 training batches depend on the model, as on-policy rollouts or bootstrapped targets).
 
 It prints a pass/fail table with the numbers and, for each failure, what it
-usually means given what was measured; writes gauntlet.md, gauntlet.json, overfit.png and lr_range.png to
-its run directory; and exits non-zero when any check fails. The tests use the same
+usually means given what was measured; writes gauntlet.md, gauntlet.json,
+overfit.png and lr_range.png to its run directory; and exits non-zero when any
+check fails. The tests use the same
 functions (tests/test_overfit.py, tests/test_gradients.py), so what passes here is
 what CI checks.
 """
@@ -324,6 +325,28 @@ def lr_range(model, batches, cfg, start=1e-6, end=1.0, steps=100) -> tuple[list,
 # --- Running them all -------------------------------------------------------------
 
 
+class Setup:
+    """What every check starts from: the config, the device, the data, and fresh
+    models initialised from the config's seed."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.device = pick_device(cfg.device)
+        self.data_spec = spec(cfg.data)
+        self.splits = build_splits(cfg.data)  # on the CPU, as the data checks read them
+        self.train = {k: v.to(self.device) for k, v in self.splits["train"].items()}
+
+    def model(self, seed: int | None = None) -> nn.Module:
+        torch.manual_seed(self.cfg.seed if seed is None else seed)
+        return build_model(self.cfg.model, self.data_spec).to(self.device)
+
+    def probe(self, n: int, model) -> dict:
+        """``n`` examples to memorise (data.overfit_batch), the same for every check."""
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        batch = overfit_batch(self.cfg.data, self.train, n, generator, model)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+
 def run_gauntlet(
     cfg, out_dir: Path, sizes=(1, 10, 100), skip=frozenset(), baseline_steps: int | None = None
 ) -> list[Check]:
@@ -332,28 +355,51 @@ def run_gauntlet(
     train longest). ``baseline_steps``: steps of each "input baseline on val" run
     (default: data_checks.baseline_steps, a tenth of the configured run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
-    data_spec = spec(cfg.data)
-    splits_cpu = build_splits(cfg.data)
-    train_split = {k: v.to(device) for k, v in splits_cpu["train"].items()}
+    setup = Setup(cfg)
+    checks, curves = overfit_checks(setup, sizes)
+    checks += probe_checks(setup)
+    checks += data_path_checks(setup)
+    if "input baseline" not in skip:
+        checks.append(input_baseline_check(setup))
+    if "input baseline on val" not in skip:
+        steps = baseline_steps or data_checks.baseline_steps(cfg)
+        val = {k: v.to(setup.device) for k, v in setup.splits["val"].items()}
+        verdict = data_checks.input_baseline(cfg, setup.model, setup.train, val, steps)
+        checks.append(
+            data_check(
+                "input baseline on val",
+                verdict,
+                f"real inputs better after {steps} steps",
+                "the model learns nothing from its inputs on real data that it does not learn "
+                "without them: the input path is detached or unused, the targets do not "
+                "depend on the inputs, or the run is too short (--baseline-steps)",
+            )
+        )
+    lrs, losses = [], []
+    if "LR range" not in skip:
+        check, lrs, losses = lr_range_check(setup)
+        checks.append(check)
 
-    def seeded(seed):
-        torch.manual_seed(seed)
-        return build_model(cfg.model, data_spec).to(device)
+    from .plots import plot_lines  # matplotlib, only now
 
-    def fresh_model():
-        return seeded(cfg.seed)
+    if curves:
+        plot_lines(curves, "step", "training loss on the fixed batch", out_dir / "overfit.png")
+    if losses:
+        plot_lines(
+            {"smoothed loss": losses}, "learning rate", "loss", out_dir / "lr_range.png", x=lrs
+        )
+    (out_dir / "gauntlet.md").write_text(format_report(checks))
+    (out_dir / "gauntlet.json").write_text(json.dumps([asdict(c) for c in checks], indent=2))
+    return checks
 
-    def draw(n, model):
-        generator = torch.Generator().manual_seed(cfg.seed)
-        batch = overfit_batch(cfg.data, train_split, n, generator, model)
-        return {k: v.to(device) for k, v in batch.items()}
 
+def overfit_checks(setup: Setup, sizes) -> tuple[list[Check], dict[str, list[float]]]:
+    """Memorise n examples, for each n in ``sizes``; also the loss curves to plot."""
     checks, curves = [], {}
     for n in sizes:
         budget = OVERFIT_BUDGET.get(n, 30 * n)
-        model = fresh_model()
-        steps, losses = fit_fixed_batch(model, draw(n, model), cfg, budget)
+        model = setup.model()
+        steps, losses = fit_fixed_batch(model, setup.probe(n, model), setup.cfg, budget)
         curves[f"{n} examples"] = losses
         checks.append(
             Check(
@@ -366,11 +412,21 @@ def run_gauntlet(
                 overfit_hint(losses),
             )
         )
+    return checks, curves
 
-    model = fresh_model()
-    batch = draw(16, model)
+
+def probe_checks(setup: Setup) -> list[Check]:
+    """Gradient flow, gradcheck, loss at init and init statistics on one probe batch."""
+    cfg = setup.cfg
+    model = setup.model()
+    batch = setup.probe(16, model)
     problems = gradient_problems(model, batch, cfg.loss)
-    checks.append(
+    passed = loss_gradcheck(model, batch, cfg.loss)
+    model.eval()
+    with torch.no_grad():
+        measured = loss_fn(model(batch["inputs"]), batch, cfg.loss).item()
+    expected = expected_loss_at_init(setup.data_spec, batch, cfg.loss)
+    return [
         Check(
             "gradient flow",
             not problems,
@@ -378,10 +434,7 @@ def run_gauntlet(
             "finite, non-zero gradient for every parameter",
             "no gradient: the parameter is not used or its branch is detached; zero: a "
             "dead path (dead ReLUs, a zero-initialised layer in front of it)",
-        )
-    )
-    passed = loss_gradcheck(model, batch, cfg.loss)
-    checks.append(
+        ),
         Check(
             "gradcheck",
             passed,
@@ -389,14 +442,7 @@ def run_gauntlet(
             "match in float64",
             "a non-differentiable step in the loss (argmax, rounding, in-place edits) "
             "or a custom backward that is wrong",
-        )
-    )
-
-    model.eval()
-    with torch.no_grad():
-        measured = loss_fn(model(batch["inputs"]), batch, cfg.loss).item()
-    expected = expected_loss_at_init(data_spec, batch, cfg.loss)
-    checks.append(
+        ),
         Check(
             "loss at init",
             abs(measured - expected) <= INIT_TOLERANCE,
@@ -404,33 +450,36 @@ def run_gauntlet(
             f"{expected:.4f} +- {INIT_TOLERANCE}",
             "far above: over-confident initial outputs (init scale too large); far "
             "below: the targets leak into the inputs",
-        )
-    )
+        ),
+        init_statistics_check(setup.model(), batch, cfg.loss),
+    ]
 
-    stats = init_statistics(fresh_model(), batch, cfg.loss)
+
+def init_statistics_check(model, batch, loss_cfg) -> Check:
+    stats = init_statistics(model, batch, loss_cfg)
     stds = {name: s["std"] for name, s in stats["layers"].items()}
     dead = {name: s["dead"] for name, s in stats["layers"].items()}
     low, high = ACTIVATION_STD_RANGE
     worst_dead = max(dead, key=dead.get) if dead else "-"
     problems = init_problems(stats)
-    checks.append(
-        Check(
-            "init statistics",
-            not problems,
-            "; ".join(what for what, _ in problems[:3])
-            or f"activation std {min(stds.values()):.3g}..{max(stds.values()):.3g}; "
-            f"dead units up to {dead.get(worst_dead, 0):.0%} ({worst_dead}); "
-            f"gradient-norm spread {stats['grad_spread']:.3g}",
-            f"std in [{low:g}, {high:g}] and varying across examples, "
-            f"dead <= {DEAD_UNIT_LIMIT:.0%}, spread <= {GRAD_SPREAD_LIMIT:g}",
-            "; ".join(why for _, why in problems[:3]),
-        )
+    return Check(
+        "init statistics",
+        not problems,
+        "; ".join(what for what, _ in problems[:3])
+        or f"activation std {min(stds.values()):.3g}..{max(stds.values()):.3g}; "
+        f"dead units up to {dead.get(worst_dead, 0):.0%} ({worst_dead}); "
+        f"gradient-norm spread {stats['grad_spread']:.3g}",
+        f"std in [{low:g}, {high:g}] and varying across examples, "
+        f"dead <= {DEAD_UNIT_LIMIT:.0%}, spread <= {GRAD_SPREAD_LIMIT:g}",
+        "; ".join(why for _, why in problems[:3]),
     )
 
-    # The real data path: consecutive batches as train.py draws them (data_checks.py).
-    model = fresh_model()
-    drawn = data_checks.draw_training_batches(cfg, train_split, model)
-    checks += [
+
+def data_path_checks(setup: Setup) -> list[Check]:
+    """The real data path: consecutive batches as train.py draws them (data_checks.py)."""
+    model = setup.model()
+    drawn = data_checks.draw_training_batches(setup.cfg, setup.train, model)
+    return [
         data_check(
             "batches finite",
             data_checks.finite(drawn.batches),
@@ -447,21 +496,21 @@ def run_gauntlet(
         ),
         data_check(
             "batch layout",
-            data_checks.layout(drawn.batches, batch_layout(data_spec)),
+            data_checks.layout(drawn.batches, batch_layout(setup.data_spec)),
             "as data.batch_layout(spec)",
             "the loss gets other shapes or dtypes than it was written for ([B] against "
             "[B, 1] broadcasts silently to [B, B]), or batch_layout is out of date",
         ),
         data_check(
             "duplicate rows",
-            data_checks.duplicates(drawn.batches, train_split),
+            data_checks.duplicates(drawn.batches, setup.train),
             "within-batch repeats at chance level",
             "the sampler repeats examples within a batch (one index for the whole batch, "
             "indices drawn from too small a range): each step trains on fewer examples",
         ),
         data_check(
             "resume",
-            data_checks.resume(cfg, train_split, model, drawn),
+            data_checks.resume(setup.cfg, setup.train, model, drawn),
             "same batches after a save/load",
             "the data stream keeps state its state_dict() does not save (an epoch "
             "position, a buffer), or draws randomness from outside its generator: a "
@@ -469,109 +518,73 @@ def run_gauntlet(
         ),
         data_check(
             "split preprocessing",
-            data_checks.split_statistics(drawn.batches, splits_cpu),
+            data_checks.split_statistics(drawn.batches, setup.splits),
             "val/test statistics within chance of the training batches'",
             "val or test preprocessed differently from training (not normalised, another "
             "scale or vocabulary, or preprocessing done in train_batches only)",
         ),
     ]
 
-    if "input baseline" not in skip:
-        real_model, zero_model = fresh_model(), fresh_model()
-        probe = draw(10, real_model)
-        budget = OVERFIT_BUDGET[10]
-        real_steps, real_losses = fit_fixed_batch(real_model, probe, cfg, budget)
-        if real_steps is None:  # nothing to compare with (the overfit rows say more)
-            passed = False
-            measured = f"real inputs not memorised in {budget} steps (loss {real_losses[-1]:.4g})"
-        else:
-            # Identical (zero) inputs give identical outputs, which cannot fit distinct
-            # targets in any number of steps: twice what the real inputs needed is
-            # proof enough, where the whole budget would always run to its end.
-            zero_budget = max(2 * real_steps, 10)
-            zero_steps, zero_losses = fit_fixed_batch(
-                zero_model, probe, cfg, zero_budget, zero_inputs=True
-            )
-            passed = zero_steps is None
-            measured = f"real inputs memorised in {real_steps} steps; zeroed inputs " + (
-                f"in {zero_steps}"
-                if zero_steps is not None
-                else f"not in {zero_budget} (loss {zero_losses[-1]:.4g})"
-            )
-        checks.append(
-            Check(
-                "input baseline",
-                passed,
-                measured,
-                "real inputs memorised, zeroed inputs not in twice those steps",
-                "zeroed inputs doing as well: the model ignores its input (or the targets are "
-                "in it); real inputs failing too: see overfit",
-            )
-        )
 
-    if "input baseline on val" not in skip:
-        val_split = {k: v.to(device) for k, v in splits_cpu["val"].items()}
-        steps = baseline_steps or data_checks.baseline_steps(cfg)
-        checks.append(
-            data_check(
-                "input baseline on val",
-                data_checks.input_baseline(cfg, fresh_model, train_split, val_split, steps),
-                f"real inputs better after {steps} steps",
-                "the model learns nothing from its inputs on real data that it does not learn "
-                "without them: the input path is detached or unused, the targets do not "
-                "depend on the inputs, or the run is too short (--baseline-steps)",
-            )
+def input_baseline_check(setup: Setup) -> Check:
+    """Memorise 10 probe examples with real inputs, then try with zeroed ones."""
+    real_model, zero_model = setup.model(), setup.model()
+    probe = setup.probe(10, real_model)
+    budget = OVERFIT_BUDGET[10]
+    real_steps, real_losses = fit_fixed_batch(real_model, probe, setup.cfg, budget)
+    if real_steps is None:  # nothing to compare with (the overfit rows say more)
+        passed = False
+        measured = f"real inputs not memorised in {budget} steps (loss {real_losses[-1]:.4g})"
+    else:
+        # Identical (zero) inputs give identical outputs, which cannot fit distinct
+        # targets in any number of steps: twice what the real inputs needed is
+        # proof enough, where the whole budget would always run to its end.
+        zero_budget = max(2 * real_steps, 10)
+        zero_steps, zero_losses = fit_fixed_batch(
+            zero_model, probe, setup.cfg, zero_budget, zero_inputs=True
         )
+        passed = zero_steps is None
+        measured = f"real inputs memorised in {real_steps} steps; zeroed inputs " + (
+            f"in {zero_steps}"
+            if zero_steps is not None
+            else f"not in {zero_budget} (loss {zero_losses[-1]:.4g})"
+        )
+    return Check(
+        "input baseline",
+        passed,
+        measured,
+        "real inputs memorised, zeroed inputs not in twice those steps",
+        "zeroed inputs doing as well: the model ignores its input (or the targets are "
+        "in it); real inputs failing too: see overfit",
+    )
 
-    lrs, losses = [], []
-    # Batches that change with the weights (on-policy rollouts, bootstrapped targets):
-    # no fixed batch stands for them, so the LR range test does not apply.
-    moving = None if "LR range" in skip else data_checks.model_dependence(cfg, train_split, seeded)
+
+def lr_range_check(setup: Setup) -> tuple[Check, list, list]:
+    """The LR range test on one fixed batch of the training batch size (a probe),
+    with its curve; n/a when training batches change with the model's weights
+    (on-policy rollouts, bootstrapped targets): no fixed batch stands for them."""
+    cfg = setup.cfg
+    moving = data_checks.model_dependence(cfg, setup.train, setup.model)
     if moving is not None:
-        checks.append(
-            Check(
-                "LR range",
-                True,
-                f"n/a: {moving}: a loss on a fixed batch does not follow training's; use "
-                "the LR sweep (-m sweep=lr) on the headline metric",
-                "-",
-                "",
-                applies=False,
-            )
+        reason = (
+            f"n/a: {moving}: a loss on a fixed batch does not follow training's; use "
+            "the LR sweep (-m sweep=lr) on the headline metric"
         )
-    elif "LR range" not in skip:
-        # On one fixed batch of the training batch size (an overfit probe), for data
-        # that does not move with the model: there, the loss on a fixed batch follows
-        # the loss that training lowers.
-        model = fresh_model()
-        lrs, losses = lr_range(model, itertools.repeat(draw(cfg.trainer.batch_size, model)), cfg)
-        best = min(range(len(losses)), key=losses.__getitem__) if losses else 0
-        learned = bool(losses) and losses[best] < 0.9 * losses[0]
-        checks.append(
-            Check(
-                "LR range",
-                learned,
-                f"lowest loss {losses[best]:.4g} at lr {lrs[best]:.2g} (start {losses[0]:.4g}); "
-                f"configured optim.lr = {cfg.optim.lr:g}"
-                if losses
-                else "loss not finite from the first step",
-                "loss falls by 10% somewhere in 1e-6..1",
-                "no LR lowers the loss: a sign flip, a detached graph or broken data",
-            )
-        )
-
-    from .plots import plot_lines  # matplotlib, only now
-
-    if curves:
-        plot_lines(curves, "step", "training loss on the fixed batch", out_dir / "overfit.png")
-    if losses:
-        plot_lines(
-            {"smoothed loss": losses}, "learning rate", "loss", out_dir / "lr_range.png", x=lrs
-        )
-    report = format_report(checks)
-    (out_dir / "gauntlet.md").write_text(report)
-    (out_dir / "gauntlet.json").write_text(json.dumps([asdict(c) for c in checks], indent=2))
-    return checks
+        return Check("LR range", True, reason, "-", "", applies=False), [], []
+    model = setup.model()
+    lrs, losses = lr_range(model, itertools.repeat(setup.probe(cfg.trainer.batch_size, model)), cfg)
+    best = min(range(len(losses)), key=losses.__getitem__) if losses else 0
+    check = Check(
+        "LR range",
+        bool(losses) and losses[best] < 0.9 * losses[0],
+        f"lowest loss {losses[best]:.4g} at lr {lrs[best]:.2g} (start {losses[0]:.4g}); "
+        f"configured optim.lr = {cfg.optim.lr:g}"
+        if losses
+        else "loss not finite from the first step",
+        "loss falls by 10% somewhere in 1e-6..1",
+        "no LR lowers the loss: a sign flip, a detached graph or broken data",
+    )
+    return check, lrs, losses
 
 
 def format_report(checks: list[Check]) -> str:
