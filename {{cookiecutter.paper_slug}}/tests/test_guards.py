@@ -42,7 +42,10 @@ def test_a_nan_loss_stops_training_at_that_step(quick_cfg, tmp_path, monkeypatch
     assert all(torch.isfinite(w).all() for w in state["model"].values())
 
 
-def test_a_non_finite_gradient_names_the_parameter(quick_cfg, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_a_non_finite_gradient_names_the_parameter(quick_cfg, tmp_path, monkeypatch, bad):
+    # The last parameter's gradient goes bad. A NaN norm fed to the clipping first
+    # would turn every gradient NaN and blame the first parameter instead.
     built = []
     real_build = train_module.build_model
     monkeypatch.setattr(
@@ -51,9 +54,9 @@ def test_a_non_finite_gradient_names_the_parameter(quick_cfg, tmp_path, monkeypa
     trainable = []
 
     def blow_up_one_gradient(loss):
-        # The loss stays finite; one parameter's gradient turns inf on the way back.
+        # The loss stays finite; one parameter's gradient turns bad on the way back.
         trainable.extend((n, p) for n, p in built[0].named_parameters() if p.requires_grad)
-        trainable[-1][1].register_hook(lambda grad: grad * float("inf"))
+        trainable[-1][1].register_hook(lambda grad: grad * bad)
         return loss
 
     poison_loss_at(monkeypatch, 3, blow_up_one_gradient)

@@ -89,7 +89,21 @@ def draw_training_batches(cfg, split, model, n: int = 3, save_after: int = 2) ->
     torch.save(state, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
+    # Training changes the weights between a checkpoint and the resume: so does
+    # this. A stream that copies the model when it is built (a target network, a
+    # frozen teacher) and does not save that copy then resumes with other weights.
+    nudge(model)
     return Drawn(first + draw(batches, n - save_after), save_after, saved)
+
+
+@torch.no_grad()
+def nudge(model: torch.nn.Module) -> None:
+    """Move every floating-point weight a little, the same way every time."""
+    generator = torch.Generator().manual_seed(0)
+    for param in model.parameters():
+        if param.is_floating_point():
+            noise = torch.randn(param.shape, generator=generator).to(param)
+            param.add_(0.01 * noise)
 
 
 # --- Single batches ---------------------------------------------------------------
@@ -262,7 +276,8 @@ def resume(cfg, split, model, drawn: Drawn) -> Verdict:
                 False,
                 f"after a save/load ({how}) batch {drawn.saved_after + i} differs in "
                 f"{differ}: the stream remembers something its state_dict does not save "
-                "(a position, a buffer), or draws randomness from outside the generator",
+                "(a position, a buffer, a copy of the model such as a target network), or "
+                "draws randomness from outside the generator",
             )
     return Verdict(
         True,

@@ -372,7 +372,9 @@ def run_gauntlet(
                 f"real inputs better after {steps} steps",
                 "the model learns nothing from its inputs on real data that it does not learn "
                 "without them: the input path is detached or unused, the targets do not "
-                "depend on the inputs, or the run is too short (--baseline-steps)",
+                "depend on the inputs (a TD target that bootstraps through terminal states "
+                "or from a network never synced carries no information about the state), "
+                "or the run is too short (--baseline-steps)",
             )
         )
     lrs, losses = [], []
