@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from {{ cookiecutter.package_name }}.data import (
@@ -24,8 +25,11 @@ def test_split_shapes_and_dtypes(cfg, splits, data_spec):
     assert length <= data_spec["context_length"]
 
 
-def test_targets_are_the_reversed_sequence_and_nothing_else(cfg, splits):
-    inputs, targets = splits["train"]["inputs"], splits["train"]["targets"]
+@pytest.mark.parametrize("name", ["train", "val", "test"])
+def test_targets_are_the_reversed_sequence_and_nothing_else(cfg, splits, name):
+    # Every split: evaluation encoded another way (a copy task, another separator)
+    # would score the model on a task it was never trained for.
+    inputs, targets = splits[name]["inputs"], splits[name]["targets"]
     L = cfg.data.seq_len
     source = inputs[:, :L]
     assert torch.all(inputs[:, L] == separator(cfg.data))
