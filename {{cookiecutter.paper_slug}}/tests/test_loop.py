@@ -57,8 +57,8 @@ def schedule(update: int, peak: float, warmup: int, total: int, floor: float) ->
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-@pytest.fixture
-def wired_run(quick_cfg, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def wired_run(quick_cfg, tmp_path_factory):
     """A short run of the real loop with clipping, warm-up, decay and weight decay
     all mattering; returns its config, run dir, initial weights and every batch it
     trained on with the global random state its forward pass started from."""
@@ -92,10 +92,12 @@ def wired_run(quick_cfg, tmp_path, monkeypatch):
             record["batches"].append((snapshot, torch.get_rng_state()))
             yield batch
 
-    monkeypatch.setattr(train_module, "build_model", recording_build)
-    monkeypatch.setattr(train_module, "train_batches", recording_batches)
-    train_module.train(cfg, tmp_path)
-    return cfg, tmp_path, record
+    run_dir = tmp_path_factory.mktemp("wired_run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "build_model", recording_build)
+        patch.setattr(train_module, "train_batches", recording_batches)
+        train_module.train(cfg, run_dir)
+    return cfg, run_dir, record
 
 
 def replay(cfg, record) -> dict[str, torch.Tensor]:

@@ -352,13 +352,15 @@ def run_gauntlet(
 ) -> list[Check]:
     """All checks (but the overfit sizes not in ``sizes`` and the checks named in
     ``skip``: "input baseline", "input baseline on val", "LR range", the ones that
-    train longest). ``baseline_steps``: steps of each "input baseline on val" run
-    (default: data_checks.baseline_steps, a tenth of the configured run)."""
+    train longest, and "data path", the rows of data_checks). ``baseline_steps``:
+    steps of each "input baseline on val" run (default: data_checks.baseline_steps,
+    a tenth of the configured run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     setup = Setup(cfg)
     checks, curves = overfit_checks(setup, sizes)
     checks += probe_checks(setup)
-    checks += data_path_checks(setup)
+    if "data path" not in skip:
+        checks += data_path_checks(setup)
     if "input baseline" not in skip:
         checks.append(input_baseline_check(setup))
     if "input baseline on val" not in skip:
