@@ -96,6 +96,7 @@ def wired_run(quick_cfg, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_module, "build_model", recording_build)
         patch.setattr(train_module, "train_batches", recording_batches)
+        patch.setattr(train_module, "summarise", lambda *args: {})  # not what is tested
         train_module.train(cfg, run_dir)
     return cfg, run_dir, record
 
@@ -207,6 +208,7 @@ def test_best_checkpoint_holds_the_best_validation(
     monkeypatch.setattr(
         train_module, "evaluate", lambda *args: {HEADLINE_METRIC: next(script), "loss": 1.0}
     )
+    monkeypatch.setattr(train_module, "summarise", lambda *args: {})  # not what is tested
     train_module.train(quick_cfg("trainer.max_steps=6", "trainer.eval_every=1"), tmp_path)
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["step"] == best_step
