@@ -208,7 +208,12 @@ def test_best_checkpoint_holds_the_best_validation(
     monkeypatch.setattr(
         train_module, "evaluate", lambda *args: {HEADLINE_METRIC: next(script), "loss": 1.0}
     )
-    monkeypatch.setattr(train_module, "summarise", lambda *args: {})  # not what is tested
+    # The loop's cadence, its choice and its checkpoints are what is tested, not the
+    # updates: the batches and steps become no-ops (RL's would play episodes).
+    no_step = (torch.zeros(()), torch.zeros(()))
+    monkeypatch.setattr(train_module, "next_batch", lambda *args: {})
+    monkeypatch.setattr(train_module, "train_step", lambda *args, **kwargs: no_step)
+    monkeypatch.setattr(train_module, "summarise", lambda *args: {})
     train_module.train(quick_cfg("trainer.max_steps=6", "trainer.eval_every=1"), tmp_path)
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["step"] == best_step
