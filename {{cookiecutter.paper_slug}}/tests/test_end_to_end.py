@@ -12,6 +12,7 @@ import json
 import pytest
 import torch
 
+import {{ cookiecutter.package_name }}.train as train_module
 from {{ cookiecutter.package_name }}.ckpt import (
     CheckpointError,
     load_checkpoint,
@@ -31,7 +32,7 @@ def run_dir(tmp_path_factory, run_train_command):
     run_dir = tmp_path_factory.mktemp("run")
     run_train_command(
         "experiment=tiny", f"trainer.max_steps={STEPS}", "trainer.eval_every=10",
-        "trainer.log_every=5", f"hydra.run.dir={run_dir}",
+        "trainer.log_every=5", "trainer.plot=false", f"hydra.run.dir={run_dir}",
     )  # fmt: skip
     return run_dir
 
@@ -50,7 +51,12 @@ def test_training_writes_metrics_and_checkpoint(run_dir):
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == STEPS
     assert state["config"]["trainer"]["max_steps"] == STEPS
-    assert (run_dir / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow  # matplotlib: ~0.5 s to import, as long again to draw
+def test_training_draws_its_curves(quick_cfg, tmp_path):
+    train_module.train(quick_cfg("trainer.plot=true"), tmp_path)
+    assert (tmp_path / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_tensorboard_gets_the_same_scalars_when_installed(run_dir):

@@ -348,13 +348,18 @@ class Setup:
 
 
 def run_gauntlet(
-    cfg, out_dir: Path, sizes=(1, 10, 100), skip=frozenset(), baseline_steps: int | None = None
+    cfg,
+    out_dir: Path,
+    sizes=(1, 10, 100),
+    skip=frozenset(),
+    baseline_steps: int | None = None,
+    plots: bool = True,
 ) -> list[Check]:
     """All checks (but the overfit sizes not in ``sizes`` and the checks named in
     ``skip``: "input baseline", "input baseline on val", "LR range", the ones that
     train longest, and "data path", the rows of data_checks). ``baseline_steps``:
     steps of each "input baseline on val" run (default: data_checks.baseline_steps,
-    a tenth of the configured run)."""
+    a tenth of the configured run). ``plots``: draw overfit.png and lr_range.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     setup = Setup(cfg)
     checks, curves = overfit_checks(setup, sizes)
@@ -384,6 +389,15 @@ def run_gauntlet(
         check, lrs, losses = lr_range_check(setup)
         checks.append(check)
 
+    if plots:
+        draw_plots(out_dir, curves, lrs, losses)
+    (out_dir / "gauntlet.md").write_text(format_report(checks))
+    (out_dir / "gauntlet.json").write_text(json.dumps([asdict(c) for c in checks], indent=2))
+    return checks
+
+
+def draw_plots(out_dir: Path, curves: dict, lrs: list, losses: list) -> None:
+    """overfit.png (the loss curve of each overfit check) and lr_range.png."""
     from .plots import plot_lines  # matplotlib, only now
 
     if curves:
@@ -392,9 +406,6 @@ def run_gauntlet(
         plot_lines(
             {"smoothed loss": losses}, "learning rate", "loss", out_dir / "lr_range.png", x=lrs
         )
-    (out_dir / "gauntlet.md").write_text(format_report(checks))
-    (out_dir / "gauntlet.json").write_text(json.dumps([asdict(c) for c in checks], indent=2))
-    return checks
 
 
 def overfit_checks(setup: Setup, sizes) -> tuple[list[Check], dict[str, list[float]]]:

@@ -58,8 +58,9 @@ def job_row(job_dir: Path, swept: list[str]) -> dict:
     return row
 
 
-def summarise_sweep(sweep_dir: Path, swept: list[str]) -> list[dict]:
-    """Write summary.md, summary.csv and summary.png for the jobs under ``sweep_dir``."""
+def summarise_sweep(sweep_dir: Path, swept: list[str], plot: bool = True) -> list[dict]:
+    """Write summary.md, summary.csv and (``plot``) summary.png for the jobs under
+    ``sweep_dir``."""
     jobs = sorted(
         (p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")),
         key=lambda p: (len(p.name), p.name),  # 0, 1, ..., 10: job order
@@ -100,7 +101,7 @@ def summarise_sweep(sweep_dir: Path, swept: list[str]) -> list[dict]:
     (sweep_dir / "summary.md").write_text("\n".join(lines).rstrip() + "\n")
 
     numeric = [key for key in swept if all(isinstance(r[key], float) for r in rows)]
-    if numeric and rows:
+    if plot and numeric and rows:
         from .plots import plot_sweep  # matplotlib, only now
 
         plot_sweep(rows, numeric[0], HEADLINE_METRIC, sweep_dir / "summary.png")
