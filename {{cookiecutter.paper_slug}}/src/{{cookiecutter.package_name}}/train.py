@@ -132,7 +132,6 @@ class Run:
     """What a training run holds: the parts built from the config, and the running
     state a checkpoint saves (``step`` onwards) so that a resumed run goes on exactly."""
 
-    cfg: DictConfig
     run_dir: Path
     # Plain objects for what the loop reads every step (runtime.plain says why).
     tc: SimpleNamespace  # trainer
@@ -256,7 +255,6 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     }
     model = build_model(cfg.model, spec(data_cfg)).to(device)
     run = Run(
-        cfg=cfg,
         run_dir=run_dir,
         tc=tc,
         oc=plain(cfg.optim),
