@@ -1,4 +1,4 @@
-"""Pictures of a run, a sweep and the gauntlet, drawn with matplotlib.
+"""Pictures of a run, a sweep (over seeds too) and the gauntlet, drawn with matplotlib.
 
 Imported only where a picture is drawn (end of training, end of a sweep), so
 matplotlib's import time (~0.5 s) never delays the start of a run. Figures are
@@ -68,6 +68,45 @@ def plot_sweep(rows: list[dict], x: str, headline: str, path: Path) -> Path:
         axis.grid(alpha=0.3)
     left.set(ylabel="final train loss", title=f"train loss vs {x}")
     right.set(ylabel=f"val {headline}", title=f"validation {headline} vs {x}")
+    return _save(fig, path)
+
+
+def plot_seeds(curves: dict[str, list[list[dict]]], headline: str, path: Path) -> Path:
+    """Train loss and the validation headline metric against the step: each seed's
+    curve thin, their mean (at the steps every seed logged) thick; one colour per
+    sweep point (``curves``: point label -> each seed's metrics.jsonl records)."""
+    fig = Figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2, gridspec_kw=TWO_PANELS)
+    colours = [f"C{i}" for i in range(10)]
+    positive = True
+    for i, (label, seeds) in enumerate(curves.items()):
+        colour = colours[i % len(colours)]
+        for axis, key in ((left, "train/loss"), (right, f"val/{headline}")):
+            series = [{r["step"]: r[key] for r in records if key in r} for records in seeds]
+            series = [s for s in series if s]
+            for s in series:
+                axis.plot(list(s), list(s.values()), color=colour, alpha=0.35, linewidth=0.8)
+            common = sorted(set.intersection(*(set(s) for s in series))) if series else []
+            if common:
+                mean = [sum(s[step] for s in series) / len(series) for step in common]
+                axis.plot(
+                    common,
+                    mean,
+                    color=colour,
+                    linewidth=2.2,
+                    label=f"{label} (mean of {len(series)})",
+                )
+            if key == "train/loss":
+                positive &= all(v > 0 for s in series for v in s.values() if math.isfinite(v))
+    if positive:
+        left.set_yscale("log")
+    left.set(xlabel="step", ylabel="train loss", title="training loss, per seed and mean")
+    right.set(
+        xlabel="step", ylabel=f"val {headline}", title=f"validation {headline}, per seed and mean"
+    )
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    right.legend(fontsize="small")
     return _save(fig, path)
 
 

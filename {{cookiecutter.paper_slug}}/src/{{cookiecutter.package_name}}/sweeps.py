@@ -2,15 +2,28 @@
 
     python -m {{ cookiecutter.package_name }}.train -m sweep=lr         # LR range, 1e-5 .. 1e-1
     python -m {{ cookiecutter.package_name }}.train -m sweep=ablation   # one component off per job
+    python -m {{ cookiecutter.package_name }}.train -m sweep=seeds      # the same run, seeds 0, 1, 2
+    python -m {{ cookiecutter.package_name }}.train -m sweep=ablation seed=0,1,2  # ablations x seeds
     python -m {{ cookiecutter.package_name }}.sweeps <sweep dir>        # (re)write a summary by hand
 
 Hydra's basic sweeper discards what each job returns, so every job leaves its
-numbers in its own directory (metrics.json, metrics.jsonl, diverged.json) and
-``SweepSummary`` (a Hydra callback, configured in configs/sweep/*.yaml) reads them
-all when the sweep ends and writes into the sweep directory:
-    summary.md    the table, best job marked, warnings (e.g. best LR at the edge)
-    summary.csv   the same numbers for a spreadsheet or pandas
-    summary.png   final train loss and validation metric against the swept value
+numbers in its own directory (metrics.json, metrics.jsonl, eval_test.json,
+diverged.json) and ``SweepSummary`` (a Hydra callback, configured in
+configs/sweep/*.yaml) reads them all when the sweep ends and writes into the
+sweep directory:
+    summary.md    the jobs, best point marked, the rules used, warnings (best LR at the edge)
+    summary.csv   one row per job, for a spreadsheet or pandas
+    seeds.csv     with several seeds per point: per point and metric, each seed's
+                  value, mean, std, min, max and the 95% interval (stats.METHOD)
+    summary.png   several seeds: each seed's curves and their mean; otherwise the
+                  final train loss and validation metric against a numeric swept value
+
+Noisy metrics (RL returns, a GAN's sample quality) swing between evaluations, so a
+job is ranked by the mean of its last ``last_k`` validation evaluations, and a point
+with several seeds by the mean of its seeds. A job counts as diverged when the NaN
+guard stopped it, or when its final train loss is not finite or more than
+``diverge_factor`` times its best: a loss that merely rises (an RL value loss as
+returns grow) is not a divergence, a TD loss of 2e7 is.
 """
 
 from __future__ import annotations
@@ -27,121 +40,423 @@ import yaml
 from hydra.experimental.callback import Callback
 
 from .loss import HEADLINE_METRIC, HEADLINE_MODE
+from .stats import METHOD, mean_interval
 
 log = logging.getLogger(__name__)
 
+HEADLINE = f"val/{HEADLINE_METRIC}"
+LAST_K = 3
+DIVERGE_FACTOR = 100.0
+# Numbers in metrics.json that describe the run, not the result.
+BOOKKEEPING = {"step", "eval_seconds", "world_size", "ranks_agree"}
 
-def job_row(job_dir: Path, swept: list[str]) -> dict:
-    """One job's swept values and results. A job that never finished counts as
-    unfinished; one stopped by the NaN guard, or whose train loss ended more than
-    10% above where it started while its headline metric ended worse than at
-    initialisation, counts as diverged."""
+
+def score_name(last_k: int) -> str:
+    return f"{HEADLINE} (last {last_k})"
+
+
+def divergence_rule(factor: float) -> str:
+    return (
+        "diverged = stopped by the NaN guard, or a final train loss that is not finite "
+        f"or more than {factor:g}x its best (lowest) logged value"
+    )
+
+
+def ranking_rule(last_k: int) -> str:
+    direction = "highest" if HEADLINE_MODE == "max" else "lowest"
+    return (
+        f"ranked by {score_name(last_k)}: the mean of the last {last_k} validation "
+        f"evaluations ({direction} is best), averaged over seeds where a point has several"
+    )
+
+
+def run_metrics(run_dir: Path) -> dict[str, float]:
+    """Every number a run directory holds, by name: metrics.json (``val/acc``, ...)
+    and eval_<split>.json, written by eval.py or a sweep's test evaluation
+    (``test/acc``, ...)."""
+    metrics = {}
+    if (run_dir / "metrics.json").is_file():
+        metrics.update(json.loads((run_dir / "metrics.json").read_text()))
+    for path in sorted(run_dir.glob("eval_*.json")):
+        evaluation = json.loads(path.read_text())
+        split = evaluation.get("split", path.stem.removeprefix("eval_"))
+        metrics.update(
+            {
+                f"{split}/{k}": v
+                for k, v in evaluation.items()
+                if k not in ("split", "step", "ckpt_path")
+            }
+        )
+    # bool is an int: ranks_agree would otherwise count as a number.
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def find_jobs(sweep_dir: Path) -> list[Path]:
+    """The job directories of a sweep, in job order (0, 1, ..., 10)."""
+    return sorted(
+        (p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")),
+        key=lambda p: (len(p.name), p.name),
+    )
+
+
+def job_overrides(job_dir: Path) -> dict[str, str]:
     overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    values = dict(item.split("=", 1) for item in overrides if "=" in item)
-    row = {key: _number(values.get(key, "")) for key in swept}
-    headline = f"val/{HEADLINE_METRIC}"
+    return dict(item.split("=", 1) for item in overrides if "=" in item)
+
+
+def varying_keys(jobs: list[Path]) -> list[str]:
+    """Override keys whose value differs between jobs (``seed`` in ``-m sweep=ablation
+    seed=0,1,2``), in the order the first job lists them."""
+    values: dict[str, set] = {}
+    for job in jobs:
+        for key, value in job_overrides(job).items():
+            values.setdefault(key, set()).add(value)
+    missing = {key for key in values if any(key not in job_overrides(j) for j in jobs)}
+    return [key for key, seen in values.items() if len(seen) > 1 or key in missing]
+
+
+def diverged_reason(losses: list[float], factor: float) -> str | None:
+    """Why a train-loss history counts as diverged, or None."""
+    if not losses:
+        return None
+    last = losses[-1]
+    if not math.isfinite(last):
+        return f"final train loss {last}"
+    best = min(v for v in losses if math.isfinite(v))
+    # Growth over the best; a loss that can be negative grows against the larger
+    # of |best| and |first| instead (a ratio to a negative number means nothing).
+    scale = best if best > 0 else max(abs(best), abs(losses[0]), 1e-12)
+    if last - best > (factor - 1) * scale:
+        return (
+            f"final train loss {last:.4g} is {(last - best) / scale + 1:.3g}x its best {best:.4g}"
+        )
+    return None
+
+
+def job_row(
+    job_dir: Path,
+    swept: list[str],
+    last_k: int = LAST_K,
+    diverge_factor: float = DIVERGE_FACTOR,
+    columns: tuple[str, ...] = (),
+) -> dict:
+    """One job's swept values and results. A job that never finished counts as
+    unfinished; one the NaN guard stopped or whose loss grew ``diverge_factor``-fold
+    over its best counts as diverged (``divergence_rule``)."""
+    values = job_overrides(job_dir)
+    row = {key: _number(values.get(key, "none" if key == "ablation" else "")) for key in swept}
     records = [json.loads(line) for line in _lines(job_dir / "metrics.jsonl")]
     losses = [r["train/loss"] for r in records if "train/loss" in r]
-    final = json.loads((job_dir / "metrics.json").read_text()) if _done(job_dir) else {}
-    stopped = (job_dir / "diverged.json").is_file()
+    done = (job_dir / "metrics.json").is_file()
+    final = run_metrics(job_dir) if done else {}
     row["train_loss"] = final.get("train/loss", math.nan)
-    row[headline] = final.get(headline, math.nan)
-    # Rose by more than noise from where it started (NaN counts as risen) while the
-    # headline metric ended worse than at initialisation. Both: an RL loss rises
-    # as the policy improves (longer episodes, larger returns to fit).
-    rose = len(losses) > 1 and not losses[-1] <= losses[0] + 0.1 * abs(losses[0])
-    at_init = next((r[headline] for r in records if r["step"] == 0 and headline in r), None)
-    got_worse = at_init is not None and not is_better_or_equal(row[headline], at_init)
-    row["diverged"] = stopped or (bool(final) and rose and got_worse)
-    row["status"] = "diverged" if row["diverged"] else ("done" if final else "unfinished")
+    row[HEADLINE] = final.get(HEADLINE, math.nan)
+    # The validation evaluations after initialisation (step 0 is the untrained model).
+    evaluations = [r[HEADLINE] for r in records if HEADLINE in r and r["step"] > 0]
+    recent = evaluations[-last_k:] or [row[HEADLINE]]
+    row[score_name(last_k)] = sum(recent) / len(recent) if done else math.nan
+    for column in columns:
+        row[column] = final.get(column, math.nan)
+    stopped = (job_dir / "diverged.json").is_file()
+    reason = "stopped by the NaN guard" if stopped else diverged_reason(losses, diverge_factor)
+    row["diverged"] = reason is not None
+    row["why"] = reason or ""
+    row["status"] = "diverged" if row["diverged"] else ("done" if done else "unfinished")
     row["job"] = job_dir.name
+    row["metrics"] = final  # everything, for the statistics over seeds
     return row
 
 
-def summarise_sweep(sweep_dir: Path, swept: list[str], plot: bool = True) -> list[dict]:
-    """Write summary.md, summary.csv and (``plot``) summary.png for the jobs under
-    ``sweep_dir``."""
-    jobs = sorted(
-        (p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")),
-        key=lambda p: (len(p.name), p.name),  # 0, 1, ..., 10: job order
-    )
-    rows = [job_row(job, swept) for job in jobs]
-    headline = f"val/{HEADLINE_METRIC}"
-    finished = [r for r in rows if r["status"] == "done"]
-    # Best by the headline metric; among equals, by the lower final train loss.
+def summarise_sweep(
+    sweep_dir: Path,
+    swept: list[str],
+    plot: bool = True,
+    last_k: int = LAST_K,
+    diverge_factor: float = DIVERGE_FACTOR,
+    columns: tuple[str, ...] | list[str] = (),
+) -> list[dict]:
+    """Write summary.md, summary.csv, seeds.csv (several seeds per point) and
+    (``plot``) summary.png for the jobs under ``sweep_dir``."""
+    sweep_dir = Path(sweep_dir)
+    jobs = find_jobs(sweep_dir)
+    # The configured keys, and whatever else the command line swept (seed=0,1,2).
+    swept = list(swept) + [k for k in varying_keys(jobs) if k not in swept]
+    columns = tuple(columns)
+    rows = [job_row(job, swept, last_k, diverge_factor, columns) for job in jobs]
+    score = score_name(last_k)
+    point_keys = [k for k in swept if k != "seed"]
+    points = group_points(rows, point_keys)
+    seeded = "seed" in swept and any(len(group) > 1 for group in points.values())
+
+    # Best point: by its mean score over seeds; among equals, the lower train loss.
     sign = 1 if HEADLINE_MODE == "max" else -1
-    best = max(finished, key=lambda r: (sign * r[headline], -r["train_loss"]), default=None)
-    warnings = edge_warnings(rows, best, swept)
+    ranked = {
+        point: (_mean([r[score] for r in group]), _mean([r["train_loss"] for r in group]))
+        for point, group in points.items()
+        if any(r["status"] == "done" for r in group)
+    }
+    best = max(ranked, key=lambda p: (sign * ranked[p][0], -ranked[p][1]), default=None)
+    warnings = edge_warnings(points, best, point_keys)
     for warning in warnings:
         log.warning("%s", warning)
 
-    columns = [*swept, "train_loss", headline, "status", "job"]
-    # Ablations: how far each row is from the full model ("none").
-    baseline = next((r for r in rows if "none" in (r[k] for k in swept)), None)
-    if baseline is not None:
-        for row in rows:
-            row["change vs none"] = row[headline] - baseline[headline]
-        columns.insert(len(swept) + 2, "change vs none")
+    table = [*swept, "train_loss", HEADLINE, score, *columns, "status", "job"]
+    # Ablations: how far each job is from the full model ("none") of its seed.
+    if "ablation" in swept:
+        full = {r.get("seed"): r for r in rows if r["ablation"] == "none"}
+        if full:
+            for row in rows:
+                baseline = full.get(row.get("seed"))
+                row["change vs none"] = row[score] - baseline[score] if baseline else math.nan
+            table.insert(table.index(score) + 1, "change vs none")
     with open(sweep_dir / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=[*table, "why"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
     lines = [
         f"# Sweep over {', '.join(swept)}: {len(rows)} jobs",
         "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
+        f"Best: {ranking_rule(last_k)}. D{divergence_rule(diverge_factor)[1:]}.",
+        "",
     ]
+    body = []
     for row in rows:
-        cells = [_cell(row[c]) for c in columns]
-        if row is best:
+        cells = [_cell(row[c]) for c in table]
+        if best is not None and len(points) > 1 and point_of(row, point_keys) == best:
             cells[-1] += " **best**"
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells)
+    lines += markdown_table(table, body)
+    lines += ["", *[f"> {r['job']}: {r['why']}" for r in rows if r["why"]]]
+    if seeded:
+        lines += seed_sections(points, point_keys, score, best, sweep_dir)
     lines += ["", *[f"> warning: {w}" for w in warnings]]
     (sweep_dir / "summary.md").write_text("\n".join(lines).rstrip() + "\n")
 
-    numeric = [key for key in swept if all(isinstance(r[key], float) for r in rows)]
-    if plot and numeric and rows:
+    numeric = [key for key in point_keys if all(isinstance(r[key], float) for r in rows)]
+    if plot and rows and seeded:
+        from .plots import plot_seeds  # matplotlib, only now
+
+        curves = {
+            label_of(point, point_keys): [_lines_json(sweep_dir / r["job"]) for r in group]
+            for point, group in points.items()
+        }
+        plot_seeds(curves, HEADLINE_METRIC, sweep_dir / "summary.png")
+    elif plot and numeric and rows:
         from .plots import plot_sweep  # matplotlib, only now
 
         plot_sweep(rows, numeric[0], HEADLINE_METRIC, sweep_dir / "summary.png")
     return rows
 
 
-def edge_warnings(rows: list[dict], best: dict | None, swept: list[str]) -> list[str]:
+def group_points(rows: list[dict], point_keys: list[str]) -> dict[tuple, list[dict]]:
+    """Jobs that differ only in their seed, together, in job order."""
+    points: dict[tuple, list[dict]] = {}
+    for row in rows:
+        points.setdefault(point_of(row, point_keys), []).append(row)
+    return points
+
+
+def point_of(row: dict, point_keys: list[str]) -> tuple:
+    return tuple(row[k] for k in point_keys)
+
+
+def label_of(point: tuple, point_keys: list[str]) -> str:
+    if not point_keys:
+        return "all seeds"
+    return ", ".join(f"{k}={_cell(v)}" for k, v in zip(point_keys, point, strict=True))
+
+
+def seed_statistics(group: list[dict], score: str) -> dict[str, dict]:
+    """Per metric of the finished jobs in ``group``: each seed's value, mean, std,
+    min, max and the Student-t interval."""
+    done = [r for r in group if r["status"] == "done"]
+    # The ranking score first, then test, validation and the rest (train/loss, timings).
+    order = {"test": 0, "val": 1}
+    found = {k for r in done for k in r["metrics"]} - BOOKKEEPING
+    names = [score, *sorted(found, key=lambda k: (order.get(k.split("/")[0], 2), k))]
+    table = {}
+    for name in names:
+        values = {
+            r.get("seed", r["job"]): (r[score] if name == score else r["metrics"].get(name))
+            for r in done
+        }
+        values = {seed: v for seed, v in values.items() if v is not None and math.isfinite(v)}
+        if not values:
+            continue
+        interval = mean_interval(list(values.values()))
+        table[name] = {
+            "values": values,
+            "interval": interval,
+            "min": min(values.values()),
+            "max": max(values.values()),
+        }
+    return table
+
+
+def seed_sections(points, point_keys, score, best, sweep_dir: Path) -> list[str]:
+    """The Markdown sections of the statistics over seeds, and seeds.csv."""
+    lines = ["", f"## Over seeds ({METHOD})"]
+    seeds = sorted({r.get("seed") for group in points.values() for r in group}, key=_sort_key)
+    csv_rows = []
+    for point, group in points.items():
+        stats = seed_statistics(group, score)
+        done = sum(r["status"] == "done" for r in group)
+        label = label_of(point, point_keys) + (
+            " **best**" if point == best and len(points) > 1 else ""
+        )
+        lines += ["", f"### {label}: {done} of {len(group)} seeds finished", ""]
+        header = [
+            "metric",
+            *[f"seed {_cell(s)}" for s in seeds],
+            "mean",
+            "std",
+            "min",
+            "max",
+            "95% CI",
+        ]
+        body = []
+        for name, s in stats.items():
+            iv = s["interval"]
+            per_seed = [_cell(s["values"].get(seed, math.nan)) for seed in seeds]
+            ci = "n/a" if math.isnan(iv.low) else f"[{iv.low:.4g}, {iv.high:.4g}]"
+            body.append(
+                [
+                    name,
+                    *per_seed,
+                    _cell(iv.mean),
+                    _cell(iv.std),
+                    _cell(s["min"]),
+                    _cell(s["max"]),
+                    ci,
+                ]
+            )
+            csv_rows.append(
+                {
+                    "point": label_of(point, point_keys),
+                    "metric": name,
+                    **{f"seed {_cell(seed)}": s["values"].get(seed, "") for seed in seeds},
+                    "n": iv.n,
+                    "mean": iv.mean,
+                    "std": iv.std,
+                    "min": s["min"],
+                    "max": s["max"],
+                    "ci_low": iv.low,
+                    "ci_high": iv.high,
+                }
+            )
+        lines += markdown_table(header, body)
+    fields = [
+        "point",
+        "metric",
+        *[f"seed {_cell(s)}" for s in seeds],
+        "n",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "ci_low",
+        "ci_high",
+    ]
+    with open(sweep_dir / "seeds.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    return lines
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *["| " + " | ".join(cells) + " |" for cells in body],
+    ]
+
+
+def edge_warnings(
+    points: dict[tuple, list[dict]], best: tuple | None, point_keys: list[str]
+) -> list[str]:
     """A best value at the end of a numeric range means the optimum may lie outside it."""
     warnings = []
     if best is None:
         return ["no job finished; see each job's train.log"]
-    for key in swept:
-        values = sorted({r[key] for r in rows if isinstance(r[key], float)})
-        if len(values) >= 3 and best[key] in (values[0], values[-1]):
-            side = "lowest" if best[key] == values[0] else "highest"
+    for i, key in enumerate(point_keys):
+        values = sorted({p[i] for p in points if isinstance(p[i], float)})
+        if len(values) >= 3 and best[i] in (values[0], values[-1]):
+            side = "lowest" if best[i] == values[0] else "highest"
             warnings.append(
-                f"the best {key} ({best[key]:g}) is the {side} value swept: "
+                f"the best {key} ({best[i]:g}) is the {side} value swept: "
                 "the optimum may lie outside the range; extend it"
             )
     return warnings
 
 
-class SweepSummary(Callback):
-    """Hydra callback: summarise the sweep once its last job has ended."""
+def evaluate_test(job_dir: Path, device: str = "auto") -> Path | None:
+    """eval_test.json for a finished job (its checkpoints/last.pt on the test split),
+    as ``python -m {{ cookiecutter.package_name }}.eval`` writes it; skipped when it is
+    already there for the same step (a resumed sweep) or the job did not finish."""
+    job_dir = Path(job_dir)
+    ckpt = job_dir / "checkpoints" / "last.pt"
+    output = job_dir / "eval_test.json"
+    if not (job_dir / "metrics.json").is_file() or not ckpt.is_file():
+        return None
+    step = json.loads((job_dir / "metrics.json").read_text()).get("step")
+    if output.is_file() and json.loads(output.read_text()).get("step") == step:
+        return output
+    from .eval import evaluate_checkpoint  # torch and the data: only when evaluating
 
-    def __init__(self, swept: list[str]):
+    metrics = evaluate_checkpoint(ckpt, split="test", device=device)
+    metrics["ckpt_path"] = str(ckpt)
+    output.write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info("test split: %s", json.dumps(metrics))
+    return output
+
+
+class SweepSummary(Callback):
+    """Hydra callback: (``evaluate_test``) evaluate each job on the test split when
+    it ends; summarise the sweep once its last job has ended."""
+
+    def __init__(
+        self,
+        swept: list[str],
+        last_k: int = LAST_K,
+        diverge_factor: float = DIVERGE_FACTOR,
+        columns: list[str] | None = None,
+        evaluate_test: bool = False,
+    ):
         self.swept = list(swept)
+        self.last_k = int(last_k)
+        self.diverge_factor = float(diverge_factor)
+        self.columns = tuple(columns or ())
+        self.evaluate_test = evaluate_test
+
+    def on_job_end(self, config, job_return=None, **kwargs) -> None:
+        if not self.evaluate_test:
+            return
+        job_dir = Path(config.hydra.runtime.output_dir)
+        try:
+            evaluate_test(job_dir, config.device)
+        except Exception:  # one job's failed evaluation must not stop the others
+            log.exception("%s: evaluation on the test split failed", job_dir)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        summarise_sweep(sweep_dir, self.swept)
+        summarise_sweep(
+            sweep_dir,
+            self.swept,
+            last_k=self.last_k,
+            diverge_factor=self.diverge_factor,
+            columns=self.columns,
+        )
         log.info("sweep summary: %s", sweep_dir / "summary.md")
 
 
 def is_better_or_equal(value: float, reference: float) -> bool:
     return value >= reference if HEADLINE_MODE == "max" else value <= reference
-
-
-def _done(job_dir: Path) -> bool:
-    return (job_dir / "metrics.json").is_file()
 
 
 def _lines(path: Path) -> list[str]:
@@ -150,11 +465,24 @@ def _lines(path: Path) -> list[str]:
     )
 
 
+def _lines_json(job_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in _lines(job_dir / "metrics.jsonl")]
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
 def _number(text: str):
     try:
         return float(text)
     except ValueError:
         return text
+
+
+def _sort_key(value) -> tuple:
+    return (0, value, "") if isinstance(value, float) else (1, 0.0, str(value))
 
 
 def _cell(value) -> str:
@@ -166,11 +494,36 @@ def _cell(value) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--swept", nargs="+", default=["optim.lr"], help="the swept keys")
+    parser.add_argument(
+        "--swept", nargs="+", default=[], help="swept keys (default: those that vary)"
+    )
+    parser.add_argument(
+        "--last-k", type=int, default=LAST_K, help="rank by the mean of the last k evaluations"
+    )
+    parser.add_argument("--diverge-factor", type=float, default=DIVERGE_FACTOR)
+    parser.add_argument(
+        "--columns", nargs="+", default=[], help="metrics.json / eval_test.json keys to show"
+    )
+    parser.add_argument(
+        "--evaluate-test",
+        action="store_true",
+        help="first write eval_test.json for finished jobs lacking it",
+    )
+    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    if not any(args.sweep_dir.glob("*/.hydra/overrides.yaml")):
+    jobs = find_jobs(args.sweep_dir)
+    if not jobs:
         sys.exit(f"error: {args.sweep_dir} holds no sweep jobs (<dir>/<job>/.hydra/overrides.yaml)")
-    summarise_sweep(args.sweep_dir, args.swept)
+    if args.evaluate_test:
+        for job in jobs:
+            evaluate_test(job, args.device)
+    summarise_sweep(
+        args.sweep_dir,
+        args.swept,
+        last_k=args.last_k,
+        diverge_factor=args.diverge_factor,
+        columns=args.columns,
+    )
     print((args.sweep_dir / "summary.md").read_text(), end="")
 
 
