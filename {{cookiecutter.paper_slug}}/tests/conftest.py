@@ -24,6 +24,9 @@ from {{ cookiecutter.package_name }}.data import (
 from {{ cookiecutter.package_name }}.model import (
     build_model,
 )
+from {{ cookiecutter.package_name }}.runtime import (
+    named_tensors,
+)
 from {{ cookiecutter.package_name }}.schema import (
     compose_config,
 )
@@ -82,29 +85,39 @@ def batch(draw_batch):
 
 @pytest.fixture
 def forward_with_input_grad():
-    """Run a model and also return the first differentiable view of its inputs.
+    """Run a model and also return the differentiable views of its inputs, by name.
 
-    Float inputs (images, observations) are that view themselves. Integer inputs
-    (token ids) have no gradient, so the output of the first nn.Embedding is used.
+    Float inputs (images, observations, a noised x_t) are those views themselves;
+    of a dict of inputs, every float tensor is one ({"inputs.x_t": ...}), the integer
+    ones (a time step, a label) are left alone: they have no gradient. Inputs with
+    no float tensor at all (token ids) use the output of the model's first
+    nn.Embedding instead ({"<its name> output": ...}).
     """
 
-    def run(model: nn.Module, inputs: torch.Tensor):
-        if inputs.is_floating_point():
-            x = inputs.clone().requires_grad_(True)
-            return model(x), x
+    def run(model: nn.Module, inputs):
+        named = named_tensors(inputs, "inputs")  # {"inputs": x} or {"inputs.x_t": x_t, ...}
+        floats = {name: t for name, t in named.items() if t.is_floating_point()}
+        if floats:
+            views = {name: t.clone().requires_grad_(True) for name, t in floats.items()}
+            if isinstance(inputs, torch.Tensor):
+                return model(views["inputs"]), views
+            with_views = {k: views.get(f"inputs.{k}", v) for k, v in inputs.items()}
+            return model(with_views), views
         captured = {}
 
         def keep_output(module, args, output):
             output.retain_grad()
             captured["x"] = output
 
-        embedding = next(m for m in model.modules() if isinstance(m, nn.Embedding))
+        name, embedding = next(
+            (n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)
+        )
         handle = embedding.register_forward_hook(keep_output)
         try:
             outputs = model(inputs)
         finally:
             handle.remove()
-        return outputs, captured["x"]
+        return outputs, {f"{name} output": captured["x"]}
 
     return run
 

@@ -19,6 +19,7 @@ import torch
 from {{ cookiecutter.package_name }} import data_checks
 from {{ cookiecutter.package_name }}.data import batch_layout
 from {{ cookiecutter.package_name }}.model import build_model
+from {{ cookiecutter.package_name }}.runtime import map_tensors, named_tensors
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +87,16 @@ def test_real_inputs_beat_zeroed_inputs_on_validation(cfg, splits, data_spec):
 
 def test_the_duplicate_check_fails_one_row_for_the_whole_batch(drawn, splits):
     # The replay-sampler bug: one index drawn, broadcast to the whole batch.
-    broken = [{k: t[:1].expand_as(t) for k, t in b.items()} for b in drawn.batches]
+    broken = [map_tensors(lambda t: t[:1].expand_as(t), b) for b in drawn.batches]
     assert not data_checks.duplicates(broken, splits["train"]).passed
 
 
 def test_the_graph_check_fails_a_target_that_requires_grad(drawn):
-    batch = drawn.batches[0]
-    # A target if there is one (a float one first: returns, pixels), else the inputs.
-    key = max(sorted(batch), key=lambda k: (k != "inputs", batch[k].is_floating_point()))
+    batch = named_tensors(drawn.batches[0])  # a dict of inputs as "inputs.x_t", ...
+    # A target if there is one (a float one first: returns, pixels), else an input.
+    key = max(
+        sorted(batch), key=lambda k: (k.split(".")[0] != "inputs", batch[k].is_floating_point())
+    )
     weight = torch.ones((), requires_grad=True)  # a "network" the target was made with
     broken = {**batch, key: batch[key].float() * weight}
     verdict = data_checks.detached([broken])
@@ -102,7 +105,7 @@ def test_the_graph_check_fails_a_target_that_requires_grad(drawn):
 
 def test_the_layout_check_fails_a_changed_dtype_or_batch_size(drawn, data_spec):
     layout = batch_layout(data_spec)
-    batch = drawn.batches[0]
+    batch = named_tensors(drawn.batches[0])  # the layout check reads both forms
     key = sorted(batch)[-1]
     other = torch.float64 if batch[key].dtype != torch.float64 else torch.float32
     assert data_checks.layout_problems({**batch, key: batch[key].to(other)}, layout)

@@ -8,6 +8,12 @@ import pytest
 import torch
 
 import {{ cookiecutter.package_name }}.gauntlet as gauntlet
+from {{ cookiecutter.package_name }}.data_checks import (
+    zeroed,
+)
+from {{ cookiecutter.package_name }}.runtime import (
+    map_tensors,
+)
 
 
 def test_a_sign_flipped_loss_fails_the_gauntlet_with_hints(quick_cfg, tmp_path, monkeypatch):
@@ -31,7 +37,8 @@ def test_a_model_that_ignores_its_input_fails_the_input_baseline(cfg, tmp_path, 
 
     def blind_model(*args):
         model = real_build(*args)
-        model.register_forward_pre_hook(lambda module, args: (args[0] * 0,))
+        # Zeroed as the baseline zeroes them (conditions such as a time step kept).
+        model.register_forward_pre_hook(lambda module, args: (zeroed(args[0]),))
         return model
 
     monkeypatch.setattr(gauntlet, "build_model", blind_model)
@@ -70,7 +77,7 @@ def test_the_data_path_rows_fail_a_sampler_that_repeats_one_example(
 
     def one_example_per_batch(*args):
         for batch in real(*args):
-            yield {name: t[:1].expand_as(t).clone() for name, t in batch.items()}
+            yield map_tensors(lambda t: t[:1].expand_as(t).clone(), batch)
 
     monkeypatch.setattr(gauntlet.data_checks, "train_batches", one_example_per_batch)
     skip = {"input baseline", "input baseline on val", "LR range"}

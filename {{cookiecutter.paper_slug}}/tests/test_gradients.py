@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import {{ cookiecutter.package_name }}.gauntlet as gauntlet
@@ -9,6 +10,10 @@ from {{ cookiecutter.package_name }}.gauntlet import (
     gradient_problems,
     loss_gradcheck,
     output_tensors,
+)
+from {{ cookiecutter.package_name }}.runtime import (
+    map_tensors,
+    named_tensors,
 )
 
 
@@ -22,14 +27,54 @@ def test_examples_in_a_batch_are_independent(model, batch, forward_with_input_gr
     # d(output of example i) / d(input of example j) must be exactly zero for j != i.
     # A reshape or transpose that mixes the batch dimension breaks this. (BatchNorm
     # in training mode mixes examples on purpose: that is why this runs in eval mode.)
+    # With a dict of inputs, with respect to each float one (x_t, an image); the
+    # integer ones (a time step, a label) are the next test's.
     model.eval()
     i = 3
-    outputs, x = forward_with_input_grad(model, batch["inputs"])
-    sum(tensor[i].sum() for tensor in output_tensors(outputs)).backward()
-    grad = x.grad.flatten(1).abs().sum(dim=1)  # one number per example
-    others = torch.cat([grad[:i], grad[i + 1 :]])
-    assert grad[i] > 0, "example i's output does not depend on its own input"
-    assert torch.all(others == 0), f"example {i}'s output depends on other examples: {grad}"
+    outputs, views = forward_with_input_grad(model, batch["inputs"])
+    total = sum(tensor[i].sum() for tensor in output_tensors(outputs))
+    grads = torch.autograd.grad(total, list(views.values()), allow_unused=True)
+    own = 0.0
+    for name, grad in zip(views, grads, strict=True):
+        if grad is None:  # an input this output does not use at all
+            continue
+        per_example = grad.flatten(1).abs().sum(dim=1)  # one number per example
+        others = torch.cat([per_example[:i], per_example[i + 1 :]])
+        assert torch.all(others == 0), f"example {i}'s output depends on other examples' {name}"
+        own += per_example[i].item()
+    assert own > 0, "example i's output does not depend on its own input"
+
+
+def test_examples_do_not_see_each_other_s_integer_inputs(model, batch):
+    # Integer inputs (a time step, a label, token ids) have no gradient: change them
+    # for every example but one and that example's output must stay as it was. A
+    # time embedding computed over the batch (normalised by the batch's t, rolled,
+    # broadcast from one example) fails here and passes the gradient test above.
+    inputs = batch["inputs"]
+    integer = [k for k, t in named_tensors(inputs).items() if not t.is_floating_point()]
+    if not integer:
+        pytest.skip("no integer inputs: the gradient test above covers every input")
+    model.eval()
+    i = 3
+
+    def others_changed(t: torch.Tensor) -> torch.Tensor:
+        if t.is_floating_point():
+            return t
+        changed = t.roll(1, dims=0)  # every example gets its neighbour's values...
+        changed[i] = t[i]  # ...but example i keeps its own
+        return changed
+
+    def output_of_i(inputs) -> list[torch.Tensor]:
+        # The same random draws both times (a model may sample noise in forward).
+        with torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(0)
+            return [t[i] for t in output_tensors(model(inputs))]
+
+    before, after = output_of_i(inputs), output_of_i(map_tensors(others_changed, inputs))
+    for a, b in zip(before, after, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6), (
+            f"example {i}'s output changed when only other examples' {integer} changed"
+        )
 
 
 def test_loss_passes_gradcheck(model, batch, cfg):

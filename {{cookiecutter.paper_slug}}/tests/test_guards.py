@@ -69,7 +69,7 @@ def test_the_command_line_reports_divergence_in_one_line(tmp_path, run_train_com
     # An absurd LR and no clipping: the weights overflow within a few steps.
     with pytest.raises(SystemExit) as stopped:
         run_train_command(
-            "experiment=tiny", "optim.lr=1e30", "optim.warmup_steps=0", "optim.grad_clip=1e30",
+            "experiment=tiny", "optim.lr=1e30", "schedule.warmup_steps=0", "optim.grad_clip=1e30",
             "trainer.max_steps=50", "trainer.eval_every=1000", "trainer.tensorboard=false",
             f"hydra.run.dir={tmp_path}",
         )  # fmt: skip

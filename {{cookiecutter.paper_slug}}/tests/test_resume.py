@@ -22,6 +22,9 @@ from {{ cookiecutter.package_name }}.ckpt import (
     load_checkpoint,
     save_checkpoint,
 )
+from {{ cookiecutter.package_name }}.runtime import (
+    map_tensors,
+)
 
 
 class Crash(Exception):
@@ -42,11 +45,15 @@ def crash_at(monkeypatch, call: int) -> None:
 
 
 def assert_same_weights(dir_a, dir_b) -> None:
-    a = load_checkpoint(dir_a / "checkpoints" / "last.pt")["model"]
-    b = load_checkpoint(dir_b / "checkpoints" / "last.pt")["model"]
-    assert a.keys() == b.keys()
-    different = [name for name in a if not torch.equal(a[name], b[name])]
-    assert not different, f"resumed run differs from the uninterrupted one in {different}"
+    """The same weights (and weight average, when there is one) bit for bit."""
+    a = load_checkpoint(dir_a / "checkpoints" / "last.pt")
+    b = load_checkpoint(dir_b / "checkpoints" / "last.pt")
+    for part in ("model", "ema"):
+        assert (part in a) == (part in b)
+        if part in a:
+            assert a[part].keys() == b[part].keys()
+            different = [name for name in a[part] if not torch.equal(a[part][name], b[part][name])]
+            assert not different, f"resumed run differs from the whole one in {part} {different}"
 
 
 def draw_from_every_random_state(monkeypatch) -> None:
@@ -61,22 +68,38 @@ def draw_from_every_random_state(monkeypatch) -> None:
         return real_loss(*args) * (1 + 0.01 * noise)
 
     def train_batches(cfg, split, batch_size, generator, model):
-        short = {name: tensor[: 3 * batch_size] for name, tensor in split.items()}
+        short = map_tensors(lambda tensor: tensor[: 3 * batch_size], split)
         return real_batches(cfg, short, batch_size, generator, model)
 
     monkeypatch.setattr(train_module, "loss_fn", loss_fn)
     monkeypatch.setattr(train_module, "train_batches", train_batches)
 
 
-def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(quick_cfg, tmp_path, monkeypatch):
+# The default recipe, and one with every piece of state a recipe adds: a torch.optim
+# optimiser's (RMSProp with momentum, centred), the weight average's, accumulation.
+RECIPES = {
+    "default": (),
+    "rmsprop, ema, accumulation": ("optim=rmsprop", "optim.momentum=0.9", "optim.centered=true",
+                                   "trainer.ema_decay=0.9", "trainer.grad_accum_steps=2"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    # The second builds a torch.optim class (imports torch._dynamo, ~1-2 s): slow suite.
+    [pytest.param(name, marks=[pytest.mark.slow] if RECIPES[name] else []) for name in RECIPES],
+)
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(
+    quick_cfg, tmp_path, monkeypatch, recipe
+):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     # log_every=3: the running loss window is half full at the step-8 checkpoint.
-    overrides = ("trainer.log_every=3",)
+    overrides = ("trainer.log_every=3", *RECIPES[recipe])
     draw_from_every_random_state(monkeypatch)
     train_module.train(quick_cfg(*overrides), whole)
     # Crash at step 11: the last checkpoint is from step 8, so steps 9-11 are redone
     # (and the step-9 log line written before the crash must not appear twice).
-    crash_at(monkeypatch, 11)
+    crash_at(monkeypatch, 11 * quick_cfg(*overrides).trainer.grad_accum_steps)  # loss calls
     with pytest.raises(Crash):
         train_module.train(quick_cfg(*overrides), resumed)
     assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == 8

@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.ckpt import (
 )
 from {{ cookiecutter.package_name }}.runtime import (
     Distributed,
+    named_tensors,
     shard,
 )
 
@@ -85,11 +86,13 @@ def test_two_process_data_parallel_run_matches_one_process(tmp_path, run_train_c
 
 
 def test_each_process_takes_an_equal_disjoint_share_of_the_batch():
-    batch = {"inputs": torch.arange(32).view(16, 2), "targets": torch.arange(16)}
+    # A dict of inputs (x_t and its time step) is shared out like every other tensor.
+    inputs = {"x": torch.arange(32).view(16, 2), "t": torch.arange(16)}
+    batch = {"inputs": inputs, "targets": torch.arange(16)}
     world = 4
     shares = [shard(batch, Distributed(rank, world, rank)) for rank in range(world)]
-    for name, tensor in batch.items():
-        parts = [share[name] for share in shares]
+    for name, tensor in named_tensors(batch).items():
+        parts = [named_tensors(share)[name] for share in shares]
         assert len({len(part) for part in parts}) == 1, "unequal shares bias the mean"
         # Together the shares are the batch, each example exactly once.
         rebuilt = torch.stack(parts, dim=1).flatten(0, 1)

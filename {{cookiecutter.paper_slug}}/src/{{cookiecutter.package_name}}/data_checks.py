@@ -33,7 +33,7 @@ import torch
 from .data import train_batches
 from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn
 from .optim import build_optimizer
-from .runtime import plain, rng_states, set_rng_states
+from .runtime import map_tensors, named_tensors, plain, rng_states, set_rng_states
 
 
 @dataclass
@@ -115,7 +115,7 @@ def finite(batches) -> Verdict:
     bad = [
         f"batch {i} '{key}' ({int((~torch.isfinite(t)).sum())} values)"
         for i, batch in enumerate(batches)
-        for key, t in batch.items()
+        for key, t in named_tensors(batch).items()
         if t.is_floating_point() and not torch.isfinite(t).all()
     ]
     if bad:
@@ -134,7 +134,7 @@ def detached(batches) -> Verdict:
             f"'{key}' (grad_fn={type(t.grad_fn).__name__})"
             if t.grad_fn is not None
             else f"'{key}' (requires_grad)"
-            for key, t in batch.items()
+            for key, t in named_tensors(batch).items()
             if t.requires_grad or t.grad_fn is not None
         ]
         if bad:
@@ -146,10 +146,22 @@ def detached(batches) -> Verdict:
     return Verdict(True, f"{len(batches)} batches, no tensor requires grad")
 
 
-def layout_problems(batch: dict[str, torch.Tensor], layout: dict) -> list[str]:
+def flat_layout(layout: dict, prefix: str = "") -> dict[str, tuple]:
+    """``batch_layout`` by dotted name, as ``runtime.named_tensors`` names a batch's
+    tensors: a dict of inputs is written {"inputs": {"x_t": (shape, dtype), ...}}."""
+    flat = {}
+    for key, value in layout.items():
+        name = f"{prefix}.{key}" if prefix else key
+        flat.update(flat_layout(value, name) if isinstance(value, dict) else {name: value})
+    return flat
+
+
+def layout_problems(batch: dict, layout: dict) -> list[str]:
     """Where ``batch`` differs from ``data.batch_layout(spec)``: missing or extra
     keys, wrong dtypes, wrong sizes. A string in a shape is a named size (``"batch"``):
-    every key of one batch must agree on it."""
+    every key of one batch must agree on it. Dicts of inputs are compared key by key
+    (``'inputs.t'``)."""
+    batch, layout = named_tensors(batch), flat_layout(layout)
     problems = []
     if set(batch) != set(layout):
         missing, extra = sorted(set(layout) - set(batch)), sorted(set(batch) - set(layout))
@@ -187,6 +199,7 @@ def layout(batches, expected: dict) -> Verdict:
 
 
 def _rows(batch: dict[str, torch.Tensor], keys) -> torch.Tensor:
+    # ``batch`` here is flat (runtime.named_tensors): one tensor per key.
     """One row per example: all its tensors flattened side by side (float64 holds
     every int32 and float32 value exactly, and int64 up to 2**53)."""
     n = len(batch[keys[0]])
@@ -217,6 +230,7 @@ def duplicates(batches, split: dict[str, torch.Tensor]) -> Verdict:
     Equal pairs within batches must stay below the Poisson-style bound
     n_pairs * p + 4 * sqrt(n_pairs * p + 1).
     """
+    batches, split = [named_tensors(b) for b in batches], named_tensors(split)
     keys = sorted(batches[0])
     shared = [k for k in keys if k in split and split[k].shape[1:] == batches[0][k].shape[1:]]
     if shared:
@@ -268,6 +282,7 @@ def resume(cfg, split, model, drawn: Drawn) -> Verdict:
     set_rng_states(drawn.saved["rng"], generator)
     how = "state_dict + generator" if drawn.saved["batches"] is not None else "generator only"
     for i, (a, b) in enumerate(zip(expected, draw(fresh, len(expected)), strict=True)):
+        a, b = named_tensors(a), named_tensors(b)
         if set(a) != set(b):
             return Verdict(False, f"resumed batch {i} has keys {sorted(b)}, not {sorted(a)}")
         differ = [k for k in a if a[k].shape != b[k].shape or not torch.equal(a[k], b[k])]
@@ -340,13 +355,14 @@ def split_statistics(batches, splits, permutations: int = 19, max_rows: int = 10
     Not applicable where the splits share nothing with the training batches (RL:
     training collects transitions, evaluation splits hold environment seeds).
     """
+    batches = [named_tensors(b) for b in batches]
     train = {k: torch.cat([b[k] for b in batches]).cpu() for k in batches[0]}
     generator = torch.Generator().manual_seed(0)
     compared, far = [], []
     for name, split in splits.items():
         if name == "train":
             continue
-        for key, t in split.items():
+        for key, t in named_tensors(split).items():
             if key not in train or t.shape[1:] != train[key].shape[1:] or _identifier(t):
                 continue
             if t.is_floating_point() != train[key].is_floating_point():
@@ -365,7 +381,7 @@ def split_statistics(batches, splits, permutations: int = 19, max_rows: int = 10
             if seen > limit:
                 far.append(compared[-1])
     if not compared:
-        keys = {name: sorted(split) for name, split in splits.items() if name != "train"}
+        keys = {name: sorted(named_tensors(s)) for name, s in splits.items() if name != "train"}
         return not_applicable(
             f"the evaluation splits ({keys}) share no feature with the training batches "
             f"({sorted(train)}): nothing to compare"
@@ -391,10 +407,28 @@ def baseline_steps(cfg) -> int:
     return max(1, min(cfg.trainer.max_steps // 10, 1000))
 
 
+def zeroed(inputs):
+    """What the input-independent baseline feeds the model instead of ``inputs``.
+
+    A tensor: zeros of its shape and dtype (token ids become token 0). A dict of
+    inputs: its floating-point tensors zeroed, its integer ones kept. Those are
+    conditions (a diffusion time step, a class label) without which a blind model
+    could not even be asked the right question: zeroing t was a real bug report
+    (every example became a t=0 example). Only when every input is an integer
+    (tokens and a mask) is everything zeroed, as for a lone tensor."""
+    leaves = named_tensors(inputs).values()
+    keep_integers = any(t.is_floating_point() for t in leaves)
+
+    def zero(t: torch.Tensor) -> torch.Tensor:
+        return t if keep_integers and not t.is_floating_point() else torch.zeros_like(t)
+
+    return map_tensors(zero, inputs)
+
+
 def zero_inputs(model: torch.nn.Module) -> torch.nn.Module:
-    """Make ``model`` blind: a forward pre-hook replaces its input by zeros (of the
-    same shape and dtype: token ids become token 0) in training and evaluation alike."""
-    model.register_forward_pre_hook(lambda module, args: (torch.zeros_like(args[0]), *args[1:]))
+    """Make ``model`` blind: a forward pre-hook replaces its inputs by ``zeroed(inputs)``
+    in training and evaluation alike."""
+    model.register_forward_pre_hook(lambda module, args: (zeroed(args[0]), *args[1:]))
     return model
 
 
@@ -415,7 +449,8 @@ def short_run(cfg, model, split, val, steps: int) -> float:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
-    return evaluate(model, val, cfg.trainer.eval_batch_size)[HEADLINE_METRIC]
+    # With the config: the headline may be a split-level metric (loss.split_metrics).
+    return evaluate(model, val, cfg.trainer.eval_batch_size, cfg)[HEADLINE_METRIC]
 
 
 def input_baseline(cfg, make_model, split, val, steps: int) -> Verdict:
@@ -441,10 +476,11 @@ def model_dependence(cfg, split, make_model) -> str | None:
     bootstrapped returns) make checks on a fixed batch (the LR range test) say
     little about training."""
     (a,), (b,) = (draw(training_stream(cfg, split, make_model(seed))[1], 1) for seed in (0, 1))
+    a, b = named_tensors(a), named_tensors(b)
     differ = sorted(k for k in a if a[k].shape != b[k].shape or not torch.equal(a[k], b[k]))
     if not differ:
         return None
-    if "inputs" not in differ:
+    if not any(k == "inputs" or k.startswith("inputs.") for k in differ):
         return f"the training targets ({', '.join(differ)}) are computed with the model itself"
     return (
         f"the training batches ({', '.join(differ)}) change with the model's weights "

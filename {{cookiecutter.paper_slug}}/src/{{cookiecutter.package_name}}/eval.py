@@ -14,6 +14,7 @@ evaluation always matches what was trained.
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from pathlib import Path
 
 import hydra
@@ -23,31 +24,44 @@ from omegaconf import DictConfig, OmegaConf
 from . import schema
 from .ckpt import CheckpointError, load_checkpoint
 from .data import build_splits, spec
-from .loss import metrics_fn
+from .loss import metrics_fn, split_metrics
 from .model import build_model
-from .runtime import pick_device
+from .runtime import map_tensors, num_examples, pick_device
 
 schema.register()  # before @hydra.main composes the config
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, split, batch_size: int) -> dict[str, float]:
-    """Mean of each per-example metric over the whole split, in eval mode.
+def evaluate(model: torch.nn.Module, split, batch_size: int, cfg=None) -> dict[str, float]:
+    """The metrics of ``model`` on a whole split, in eval mode: the mean of each
+    per-example metric (``loss.metrics_fn``) and, when the composed config ``cfg``
+    is given (a DictConfig or the plain dict a checkpoint stores), the split-level
+    ones (``loss.split_metrics``: sample quality, a worst case, anything that is not
+    a mean over examples). Training's validation and eval.py both pass it.
 
-    Batches are taken in order (no shuffling, no dropped tail), so the result does
-    not depend on the batch size beyond floating-point rounding.
+    Batches are taken in order (no shuffling, no dropped tail), so the per-example
+    means do not depend on the batch size beyond floating-point rounding.
     """
     was_training = model.training
     model.eval()  # dropout off, batch norm on running statistics: no batch effects
-    n = len(next(iter(split.values())))
+    n = num_examples(split)
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, n, batch_size):
-        batch = {name: tensor[start : start + batch_size] for name, tensor in split.items()}
+        # tensor[start : start + batch_size] for every tensor of the split
+        batch = map_tensors(itemgetter(slice(start, start + batch_size)), split)
         for name, values in metrics_fn(model, batch).items():
             sums[name] = sums.get(name, 0) + values.float().sum()  # float32: MPS has no float64
-    model.train(was_training)
     # One host sync for all metrics, at the end.
-    return {name: total.item() / n for name, total in sums.items()}
+    metrics = {name: total.item() / n for name, total in sums.items()}
+    if cfg is not None:
+        cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+        whole = split_metrics(model, split, cfg)
+        clash = sorted(metrics.keys() & whole.keys())
+        if clash:
+            raise ValueError(f"split_metrics and metrics_fn both return {clash}: rename one")
+        metrics.update({name: float(value) for name, value in whole.items()})
+    model.train(was_training)
+    return metrics
 
 
 def latest_checkpoint(root: Path = Path("runs")) -> Path:
@@ -73,14 +87,18 @@ def evaluate_checkpoint(
         raise ValueError(f"split={split!r} is not one of {sorted(splits)}")
     model = build_model(cfg.model, spec(cfg.data)).to(device)
     try:
-        model.load_state_dict(state["model"])
+        # A run with trainer.ema_decay validated (and chose best.pt by) the weight
+        # average: evaluate the same weights.
+        model.load_state_dict(state.get("ema", state["model"]))
     except RuntimeError as err:
         raise CheckpointError(
             f"checkpoint {ckpt_path} does not fit the model its config describes: "
             f"{str(err).splitlines()[0]}"
         ) from None
-    data = {name: tensor.to(device) for name, tensor in splits[split].items()}
-    return {"split": split, "step": state["step"], **evaluate(model, data, batch_size)}
+    data = map_tensors(lambda tensor: tensor.to(device), splits[split])
+    metrics = evaluate(model, data, batch_size, cfg)
+    weights = "ema" if "ema" in state else "trained"
+    return {"split": split, "step": state["step"], "weights": weights, **metrics}
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")

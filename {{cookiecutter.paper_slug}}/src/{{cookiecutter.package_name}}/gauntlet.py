@@ -18,7 +18,9 @@ from the config and uses the project's own data, model, loss and optimiser:
     duplicate rows  rows repeated within a batch no more than chance allows
     resume          a save/load of the data stream draws the same next batches
     split preprocessing  val/test statistics close to the training batches'
-    input baseline  with inputs zeroed the model must do clearly worse
+    input baseline  with inputs zeroed the model must do clearly worse (a dict of
+                    inputs: its float tensors zeroed, integer conditions such as a
+                    time step or a label kept)
     input baseline on val  a short run on real batches beats its blind twin on val
     LR range        loss on a fixed batch while the LR grows from 1e-6 to 1 (Smith 2017)
 
@@ -53,7 +55,7 @@ from .data import batch_layout, build_splits, overfit_batch, spec
 from .loss import expected_loss_at_init, loss_fn, memorised
 from .model import build_model
 from .optim import build_optimizer
-from .runtime import pick_device
+from .runtime import map_tensors, named_tensors, pick_device
 
 OVERFIT_BUDGET = {1: 200, 10: 600, 100: 3000}  # steps allowed per batch size
 INIT_TOLERANCE = 0.05  # |loss at init - expected|, in the loss's own units
@@ -84,7 +86,8 @@ def fit_fixed_batch(model, batch, cfg, max_steps: int, check_every: int = 10, ze
     """Train on one fixed batch with the project's optimiser at a constant LR.
     Returns (steps until ``loss.memorised`` holds or None, loss per step)."""
     optimizer = build_optimizer(model, cfg.optim)
-    inputs = torch.zeros_like(batch["inputs"]) if zero_inputs else batch["inputs"]
+    # Zeroed as the input baseline zeroes them (data_checks.zeroed: conditions kept).
+    inputs = data_checks.zeroed(batch["inputs"]) if zero_inputs else batch["inputs"]
     losses = []
     for step in range(max_steps + 1):
         if step % check_every == 0:
@@ -177,12 +180,13 @@ def loss_gradcheck(model, batch, loss_cfg, directions: int = 3, eps: float = 1e-
     every u. This is torch.autograd.gradcheck's fast mode written out: two loss
     evaluations per direction however large the outputs (a vocabulary, an image),
     and without the ~0.4 s import gradcheck does on its first call."""
-    small = {name: tensor[:2] for name, tensor in batch.items()}
+    small = map_tensors(lambda tensor: tensor[:2], batch)
     with torch.no_grad():
         outputs = model(small["inputs"])
     x = [t.double().requires_grad_(True) for t in output_tensors(outputs)]
-    # Float targets (pixels, returns) in float64 too, so the loss runs in float64.
-    targets = {name: t.double() if t.is_floating_point() else t for name, t in small.items()}
+    # Float targets (pixels, returns, float inputs) in float64 too, so the loss runs
+    # in float64; integer ones (labels, time steps) stay as they are.
+    targets = map_tensors(lambda t: t.double() if t.is_floating_point() else t, small)
 
     def loss_at(tensors):
         return loss_fn(like_outputs(outputs, tensors), targets, loss_cfg)
@@ -334,7 +338,7 @@ class Setup:
         self.device = pick_device(cfg.device)
         self.data_spec = spec(cfg.data)
         self.splits = build_splits(cfg.data)  # on the CPU, as the data checks read them
-        self.train = {k: v.to(self.device) for k, v in self.splits["train"].items()}
+        self.train = map_tensors(lambda tensor: tensor.to(self.device), self.splits["train"])
 
     def model(self, seed: int | None = None) -> nn.Module:
         torch.manual_seed(self.cfg.seed if seed is None else seed)
@@ -344,7 +348,7 @@ class Setup:
         """``n`` examples to memorise (data.overfit_batch), the same for every check."""
         generator = torch.Generator().manual_seed(self.cfg.seed)
         batch = overfit_batch(self.cfg.data, self.train, n, generator, model)
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return map_tensors(lambda tensor: tensor.to(self.device), batch)
 
 
 def run_gauntlet(
@@ -370,7 +374,7 @@ def run_gauntlet(
         checks.append(input_baseline_check(setup))
     if "input baseline on val" not in skip:
         steps = baseline_steps or data_checks.baseline_steps(cfg)
-        val = {k: v.to(setup.device) for k, v in setup.splits["val"].items()}
+        val = map_tensors(lambda tensor: tensor.to(setup.device), setup.splits["val"])
         verdict = data_checks.input_baseline(cfg, setup.model, setup.train, val, steps)
         checks.append(
             data_check(
@@ -541,10 +545,28 @@ def data_path_checks(setup: Setup) -> list[Check]:
     ]
 
 
+def one_condition(batch: dict) -> dict:
+    """``batch`` with the inputs that zeroing keeps (integer conditions next to
+    float inputs: a time step, a label; data_checks.zeroed) set to the first
+    example's, for every example. Zeroed inputs are then identical inputs, which
+    cannot fit distinct targets; with a distinct t per example, a model that never
+    looks at x_t could memorise the probes from t alone."""
+    inputs = batch["inputs"]
+    if isinstance(inputs, torch.Tensor):
+        return batch
+    if not any(t.is_floating_point() for t in named_tensors(inputs).values()):
+        return batch  # all integer (tokens): zeroing replaces them all
+
+    def first(t: torch.Tensor) -> torch.Tensor:
+        return t if t.is_floating_point() else t[:1].expand_as(t).clone()
+
+    return {**batch, "inputs": map_tensors(first, inputs)}
+
+
 def input_baseline_check(setup: Setup) -> Check:
     """Memorise 10 probe examples with real inputs, then try with zeroed ones."""
     real_model, zero_model = setup.model(), setup.model()
-    probe = setup.probe(10, real_model)
+    probe = one_condition(setup.probe(10, real_model))
     budget = OVERFIT_BUDGET[10]
     real_steps, real_losses = fit_fixed_batch(real_model, probe, setup.cfg, budget)
     if real_steps is None:  # nothing to compare with (the overfit rows say more)

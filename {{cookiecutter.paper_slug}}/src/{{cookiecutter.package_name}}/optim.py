@@ -1,25 +1,57 @@
-"""The optimiser and the learning-rate schedule, written out.
+"""The optimisers and learning-rate schedules a paper's recipe names.
+
+``optim=<name>`` (configs/optim/) picks the optimiser, ``schedule=<name>``
+(configs/schedule/) the LR's shape over training; ``optim.lr`` is always the peak
+LR and a schedule is a factor on it (1.0 at its peak), so changing one never
+needs the other's internals: ``optim=rmsprop schedule=constant`` just works.
+
+Optimisers are torch.optim's, except the default AdamW on a CPU or Apple GPU,
+written out below. Creating any ``torch.optim`` optimiser imports
+``torch._dynamo`` (~1.5 s on a laptop CPU), which nearly doubles the start-up of
+a short run and of every test that trains; this AdamW is 40 lines, and
+``tests/test_optim.py`` checks it against torch's own AdamW arithmetic step for
+step. On CUDA every optimiser is torch.optim's with its fused (or multi-tensor
+"foreach") kernels: a Python loop over parameters launches several small kernels
+per tensor, which costs real time on a GPU.
 
 AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019): Adam's
 moment estimates, with the weight decay applied to the weights directly rather
 than added to the gradient. Added to the gradient (Adam with L2, what
-``torch.optim.Adam(weight_decay=...)`` does), the decay would be rescaled by
-Adam's per-parameter step size and parameters with large gradients would barely
-decay. ``tests/test_optim.py`` checks this implementation against torch's own
-AdamW arithmetic (the function ``torch.optim.AdamW`` runs) step for step, and
-``tests/test_loop.py`` checks the training loop's updates, clipping and schedule
-included, against a recomputation.
-
-Why not ``torch.optim.AdamW`` itself: creating any ``torch.optim`` optimiser
-imports ``torch._dynamo`` (about 1.5 s on a laptop CPU), which nearly doubles the
-start-up of a short run and of every test that trains. This one is 40 lines.
+``optim=adam`` with ``weight_decay`` does, as in torch), the decay is rescaled by
+Adam's per-parameter step size and parameters with large gradients barely decay.
+For SGD and RMSProp, ``weight_decay`` is the L2 term added to the gradient, as in
+torch.optim and as most papers using them mean it. Every optimiser decays weight
+matrices only, never biases or normalisation gains.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
+from functools import partial
+from types import SimpleNamespace
 
 import torch
+
+from .runtime import plain
+
+# The keys each optimiser reads beyond lr, weight_decay and grad_clip. A key set for
+# another optimiser is an error rather than silently ignored: ``optim=sgd
+# optim.betas=[0.9,0.99]`` would otherwise train something other than intended.
+OPTIMISER_KEYS = {
+    "adamw": ("betas", "eps"),
+    "adam": ("betas", "eps"),
+    "sgd": ("momentum", "nesterov"),
+    "rmsprop": ("alpha", "eps", "momentum", "centered"),
+}
+SCHEDULE_KEYS = {
+    "constant": (),
+    "cosine": ("min_lr_ratio",),
+    "linear": ("min_lr_ratio",),
+    "step": ("step_size", "gamma"),
+    "inverse_sqrt": (),
+}
 
 
 class AdamW:
@@ -102,25 +134,118 @@ class AdamW:
             for i, s in saved["state"].items()
         }
 
-    def set_lr(self, lr: float) -> None:
-        for group in self.param_groups:
-            group["lr"] = lr
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (trainer.ema_decay), as
+    DDPM (decay 0.9999) and many vision papers evaluate: after every update,
+    average <- decay * average + (1 - decay) * weights. Buffers (batch-norm
+    statistics) are copied, not averaged. It starts at the initial weights, so with
+    a decay of 0.9999 the first few thousand updates still show mostly those."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"trainer.ema_decay={decay} must be between 0 and 1 (e.g. 0.999)")
+        self.decay = decay
+        self.model = copy.deepcopy(model)
+        self.model.requires_grad_(False)
+        self.params = list(self.model.parameters())
+        self.buffers = list(self.model.buffers())
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        # lerp: average + (1 - decay) * (weights - average), for all tensors at once.
+        torch._foreach_lerp_(self.params, list(model.parameters()), 1.0 - self.decay)
+        for mine, theirs in zip(self.buffers, model.buffers(), strict=True):
+            mine.copy_(theirs)
 
 
-def build_optimizer(model: torch.nn.Module, cfg) -> AdamW:
-    """AdamW; weight decay on matrices only (not on biases or LayerNorm gains)."""
+def build_optimizer(model: torch.nn.Module, cfg, device_type: str = "cpu"):
+    """The optimiser ``cfg.name`` names (optim config group), over two parameter
+    groups: weight matrices with ``cfg.weight_decay``, everything else without."""
+    cfg = _checked("optim", cfg, OPTIMISER_KEYS)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
-    return AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    if cfg.name == "adamw" and device_type != "cuda":
+        return AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    # Fused kernels where torch has them (CUDA), else the multi-tensor ones on a GPU.
+    if device_type == "cuda":
+        fast = {"foreach": True} if cfg.name == "rmsprop" else {"fused": True}
+    else:
+        fast = {}
+    if cfg.name in ("adamw", "adam"):
+        kind = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+        return kind(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, **fast)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **fast
+        )
+    # RMSProp as the DQN paper (Mnih et al., 2015) and torch define it: alpha is the
+    # squared-gradient average's decay; centered divides by the gradient's variance.
+    return torch.optim.RMSprop(
+        groups, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum,
+        centered=cfg.centered, **fast,
+    )  # fmt: skip
 
 
-def lr_factor(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:
-    """Linear warm-up to the peak LR, then cosine decay to min_lr_ratio * peak."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
-    cosine = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-    return min_lr_ratio + (1.0 - min_lr_ratio) * cosine
+def set_lr(optimizer, lr: float) -> None:
+    """The LR for the next step (every optimiser keeps it per parameter group)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def build_schedule(cfg, max_steps: int) -> Callable[[int], float]:
+    """``schedule(step)``: the LR factor of update ``step`` (0 = the first) for the
+    schedule config group ``cfg``; its keys are checked once, here."""
+    cfg = _checked("schedule", cfg, SCHEDULE_KEYS)
+    return partial(lr_factor, cfg=cfg, max_steps=max_steps)
+
+
+def lr_factor(step: int, cfg, max_steps: int) -> float:
+    """The LR of update ``step`` (0 = the first) as a fraction of the peak ``optim.lr``.
+
+    Every schedule starts with ``warmup_steps`` of linear warm-up from 1/warmup_steps
+    to 1 (none when 0), then follows its shape over the remaining steps:
+      constant      1
+      cosine        half a cosine from 1 down to min_lr_ratio at max_steps
+      linear        a straight line from 1 down to min_lr_ratio at max_steps
+      step          gamma ** (number of step_size-long stretches completed)
+      inverse_sqrt  sqrt(warmup_steps / n) for update number n = step + 1 ("Attention
+                    Is All You Need", eq. 3: peak LR d_model^-0.5 * warmup_steps^-0.5)
+    """
+    warmup = cfg.warmup_steps
+    if step < warmup:
+        return (step + 1) / warmup
+    if cfg.name == "constant":
+        return 1.0
+    if cfg.name == "inverse_sqrt":
+        return math.sqrt(max(warmup, 1) / (step + 1))
+    if cfg.name == "step":
+        return cfg.gamma ** ((step - warmup) // cfg.step_size)
+    progress = min((step - warmup) / max(1, max_steps - warmup), 1.0)
+    shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if cfg.name == "cosine" else 1 - progress
+    return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape
+
+
+def _checked(group: str, cfg, keys_by_name: dict[str, tuple[str, ...]]) -> SimpleNamespace:
+    """The config group as a plain object, after an error (one line, naming the key)
+    when it sets a key its choice does not read, or leaves out one it does
+    (schema.py leaves them all optional)."""
+    if not isinstance(cfg, SimpleNamespace):
+        cfg = plain(cfg)
+    if cfg.name not in keys_by_name:
+        raise ValueError(f"{group}={cfg.name} is not one of {', '.join(keys_by_name)}")
+    wanted = keys_by_name[cfg.name]
+    all_keys = {key for keys in keys_by_name.values() for key in keys}
+    for key in sorted(all_keys):
+        value = getattr(cfg, key, None)
+        if key in wanted and value is None:
+            raise ValueError(f"{group}.{key} must be set for {group}={cfg.name}")
+        if key not in wanted and value is not None:
+            raise ValueError(
+                f"{group}.{key}={value} does not apply to {group}={cfg.name} (it reads "
+                f"{', '.join(wanted) or 'no other key'}); remove it or choose another {group}"
+            )
+    return cfg

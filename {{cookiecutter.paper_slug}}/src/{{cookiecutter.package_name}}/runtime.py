@@ -63,7 +63,7 @@ def plain(node) -> SimpleNamespace:
     """A config group as a plain object, for code that reads it every step: an
     OmegaConf attribute read costs microseconds (type checks, interpolation), which
     on a small model adds up to a tenth of the step time."""
-    return SimpleNamespace(**OmegaConf.to_container(node, resolve=True))
+    return SimpleNamespace(**OmegaConf.to_container(node, resolve=True, enum_to_str=True))
 
 
 def make_deterministic(on: bool) -> None:
@@ -95,6 +95,42 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+# --- Batches and splits -------------------------------------------------------------
+# A batch (or a split) is a dict whose values are tensors with the examples along
+# the first dimension; "inputs", what the model's forward receives, may instead be
+# a dict of such tensors (a conditional model's {"x_t": ..., "t": ...}, an image
+# and its label, tokens and their mask). These helpers slice, move and look into
+# both kinds alike.
+
+
+def map_tensors(fn, tree):
+    """``tree`` with ``fn`` applied to every tensor in it (nested dicts kept)."""
+    if isinstance(tree, torch.Tensor):
+        return fn(tree)
+    return {key: map_tensors(fn, value) for key, value in tree.items()}
+
+
+def named_tensors(tree, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor in ``tree`` by its dotted name: {"inputs.t": ..., "targets": ...}."""
+    if isinstance(tree, torch.Tensor):
+        return {prefix: tree}
+    named = {}
+    for key, value in tree.items():
+        named.update(named_tensors(value, f"{prefix}.{key}" if prefix else key))
+    return named
+
+
+def first_tensor(tree) -> torch.Tensor:
+    while not isinstance(tree, torch.Tensor):
+        tree = next(iter(tree.values()))
+    return tree
+
+
+def num_examples(tree) -> int:
+    """The length of a batch or split (of its first tensor: all have the same)."""
+    return len(first_tensor(tree))
+
+
 class ShuffledBatches:
     """Endless batches from in-memory tensors, reshuffled every epoch.
 
@@ -112,8 +148,8 @@ class ShuffledBatches:
 
     def __init__(self, split, batch_size: int, generator: torch.Generator, transform=None):
         self.split = split
-        self.n = len(next(iter(split.values())))
-        self.device = next(iter(split.values())).device
+        self.n = num_examples(split)
+        self.device = first_tensor(split).device
         self.batch_size = min(batch_size, self.n)
         self.generator = generator
         self.transform = transform
@@ -132,7 +168,7 @@ class ShuffledBatches:
             self.position = 0
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
-        batch = {name: tensor[index] for name, tensor in self.split.items()}
+        batch = map_tensors(lambda tensor: tensor[index], self.split)
         return self.transform(batch, self.generator) if self.transform else batch
 
     def state_dict(self) -> dict:
@@ -179,7 +215,7 @@ def init_distributed(device_name: str = "auto") -> Distributed:
     return Distributed(rank, world_size, local_rank)
 
 
-def shard(batch: dict[str, torch.Tensor], ddp: Distributed) -> dict[str, torch.Tensor]:
+def shard(batch: dict, ddp: Distributed) -> dict:
     """This rank's share of a global batch: every rank draws the same global batch
     (same seed, same generator) and keeps every world_size-th example from its rank.
     The gradient all-reduce then averages per-rank means into the global mean.
@@ -190,7 +226,7 @@ def shard(batch: dict[str, torch.Tensor], ddp: Distributed) -> dict[str, torch.T
     """
     if ddp.world_size == 1:
         return batch
-    return {name: tensor[ddp.rank :: ddp.world_size] for name, tensor in batch.items()}
+    return map_tensors(lambda tensor: tensor[ddp.rank :: ddp.world_size], batch)
 
 
 def ranks_agree(model: torch.nn.Module, ddp: Distributed) -> bool:
@@ -203,3 +239,34 @@ def ranks_agree(model: torch.nn.Module, ddp: Distributed) -> bool:
     everyone = [torch.empty_like(mine) for _ in range(ddp.world_size)]
     dist.all_gather_object(everyone, mine)
     return all(torch.equal(mine, other) for other in everyone)
+
+
+def micro_batches(batch: dict, n: int) -> list[dict]:
+    """``batch`` as ``n`` consecutive slices for gradient accumulation; together they
+    are exactly the batch, augmentation and all. Consecutive rather than strided
+    (as ``shard`` takes): noise a model draws for its micro-batches in turn is then,
+    on the CPU, the noise it would have drawn for the whole batch."""
+    if n == 1:
+        return [batch]
+    return [map_tensors(lambda tensor, i=i: tensor.tensor_split(n)[i], batch) for i in range(n)]
+
+
+def pick_num_threads(requested: int | None, ddp: Distributed) -> tuple[int, str]:
+    """CPU threads for torch's operators, and why (for the log).
+
+    torch uses one thread per physical core by default. On a machine that is busy
+    (other runs, a sweep, a browser), those threads wait on each other: a small
+    model then trains 10-20x slower than with one thread. ``None`` (auto) takes
+    the cores left idle by what already runs (the 1-minute load average), split
+    between this machine's processes under torchrun, at least 1 and at most
+    torch's default. A number is used as is.
+    """
+    if requested:
+        return requested, "trainer.num_threads"
+    default = torch.get_num_threads()
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", ddp.world_size))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    idle = int(max(cores - load, 0) + 0.5) // per_machine
+    threads = min(max(idle, 1), default)
+    return threads, f"auto: {cores} cores, load {load:.1f}, {per_machine} process(es)"

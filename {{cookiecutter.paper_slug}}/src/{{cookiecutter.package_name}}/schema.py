@@ -32,15 +32,47 @@ class Precision(Enum):
     bf16 = "bf16"  # bfloat16 autocast for forward and loss; weights stay float32
 
 
+class OptimName(Enum):
+    adamw = "adamw"
+    adam = "adam"
+    sgd = "sgd"
+    rmsprop = "rmsprop"
+
+
+class ScheduleName(Enum):
+    constant = "constant"
+    cosine = "cosine"
+    linear = "linear"
+    step = "step"
+    inverse_sqrt = "inverse_sqrt"
+
+
 @dataclass
 class OptimConfig:
-    lr: float = MISSING
-    betas: list[float] = MISSING
-    eps: float = MISSING
+    """configs/optim/*.yaml. The keys after grad_clip belong to some optimisers
+    only (optim.OPTIMISER_KEYS); one set for another optimiser is an error."""
+
+    name: OptimName = MISSING
+    lr: float = MISSING  # the peak LR: the schedule is a factor on it
     weight_decay: float = MISSING
-    warmup_steps: int = MISSING
-    min_lr_ratio: float = MISSING
-    grad_clip: float = MISSING
+    grad_clip: float | None = MISSING  # max global gradient norm; None: no clipping
+    betas: list[float] | None = None
+    eps: float | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    alpha: float | None = None
+    centered: bool | None = None
+
+
+@dataclass
+class ScheduleConfig:
+    """configs/schedule/*.yaml (optim.lr_factor has the formulas)."""
+
+    name: ScheduleName = MISSING
+    warmup_steps: int = 0
+    min_lr_ratio: float | None = None  # cosine, linear
+    step_size: int | None = None  # step
+    gamma: float | None = None  # step
 
 
 @dataclass
@@ -51,6 +83,9 @@ class TrainerConfig:
     log_every: int = MISSING
     eval_every: int = MISSING  # validation, then checkpoints/last.pt (and best.pt)
     eval_batch_size: int = MISSING
+    # The paper's recipe; documented in the README's "Training recipe" section.
+    grad_accum_steps: int = 1  # micro-batches per update: batch_size stays the paper's
+    ema_decay: float | None = None  # e.g. 0.9999: evaluate an average of the weights
     # The same for every paper type; documented in the README's "Long runs" section.
     resume: bool = False  # continue from <run dir>/checkpoints/last.pt when it exists
     deterministic: bool = False  # deterministic kernels (bit-exact repeats on GPU too)
@@ -62,6 +97,8 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the model for training steps
     tensorboard: bool = True  # also log to <run dir>/tensorboard when it is installed
     plot: bool = True  # training_curves.png at the end (matplotlib: ~0.5 s)
+    num_threads: int | None = None  # CPU threads; None: the idle cores (runtime.py)
+    stall_warning_seconds: float | None = 600.0  # warn when no batch comes this long
 
 
 @dataclass
@@ -70,6 +107,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = MISSING
     device: str = MISSING

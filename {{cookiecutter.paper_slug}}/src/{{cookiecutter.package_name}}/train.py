@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,12 +51,16 @@ from .data import build_splits, spec, train_batches
 from .eval import evaluate
 from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn, summarise
 from .model import build_model
-from .optim import AdamW, build_optimizer, lr_factor
+from .optim import WeightAverage, build_optimizer, build_schedule, set_lr
 from .runtime import (
     Distributed,
     init_distributed,
     make_deterministic,
+    map_tensors,
+    micro_batches,
+    num_examples,
     pick_device,
+    pick_num_threads,
     plain,
     ranks_agree,
     rng_states,
@@ -69,7 +74,14 @@ schema.register()  # before @hydra.main composes the config
 
 # Keys that may change when a run is resumed; any other change would make the
 # continued run a different experiment, so resuming refuses it.
-RESUMABLE_CHANGES = {"trainer.resume", "device", "trainer.detect_anomaly", "trainer.tensorboard"}
+RESUMABLE_CHANGES = {
+    "trainer.resume",
+    "device",
+    "trainer.detect_anomaly",
+    "trainer.tensorboard",
+    "trainer.num_threads",
+    "trainer.stall_warning_seconds",
+}
 
 
 NON_FINITE_HINT = (
@@ -143,9 +155,13 @@ class Run:
     splits: dict
     model: torch.nn.Module  # plain: evaluation and checkpoints use it
     step_model: torch.nn.Module  # the same weights, wrapped for DDP and/or compiled
-    optimizer: AdamW
+    optimizer: torch.optim.Optimizer  # or optim.AdamW: the same interface
+    schedule: Callable[[int], float]  # update number (from 0) -> factor on optim.lr
     batches: Iterator[dict]
     config: dict  # the resolved config, stored in every checkpoint
+    # An exponential moving average of the weights (trainer.ema_decay); when on,
+    # validation, best.pt and eval.py use it instead of the trained weights.
+    ema: WeightAverage | None = None
     step: int = 0
     best: float | None = None  # best validation headline so far (best.pt holds it)
     val: dict = field(default_factory=dict)  # the latest validation metrics
@@ -155,6 +171,13 @@ class Run:
     loss_sum: torch.Tensor | None = None
     steps_in_sum: int = 0
     autocast: Callable = contextlib.nullcontext  # bf16: torch.autocast; off: no cost
+    data_seconds: float = 0.0  # time spent waiting for batches (metrics.json)
+    stall_watch: StallWatch | None = None
+
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """The weights validation and checkpoint choice look at."""
+        return self.model if self.ema is None else self.ema.model
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> float:
@@ -171,7 +194,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     if run.ddp.is_main:
         metrics_log = MetricsLog(run_dir, run.step or None, tc.tensorboard)
         if run.step == 0:
-            run.val = evaluate(run.model, run.splits["val"], tc.eval_batch_size)
+            run.val = evaluate(
+                run.evaluated_model, run.splits["val"], tc.eval_batch_size, run.config
+            )
             metrics_log.write({"step": 0, **prefixed("val", run.val)})
             log.info("step 0 (init) | val %s", _fmt(run.val))
 
@@ -189,9 +214,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         with anomaly or contextlib.nullcontext():
             for step in progress:
                 run.step = step
-                batch = next_batch(run.batches, run.ddp, step)
-                # The schedule counts from 0: the first update uses lr_factor(0).
-                lr = oc.lr * lr_factor(step - 1, oc.warmup_steps, tc.max_steps, oc.min_lr_ratio)
+                batch = next_batch(run, step)
+                lr = oc.lr * run.schedule(step - 1)  # the schedule counts updates from 0
                 loss, grad_norm = train_step(run, batch, lr, check=step % check_every == 0)
                 run.loss_sum += loss
                 run.steps_in_sum += 1
@@ -206,17 +230,25 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         progress.close()
         if metrics_log is not None:
             metrics_log.close()
+        if run.stall_watch is not None:
+            run.stall_watch.stop()
     return finish_run(run, time.perf_counter() - start, eval_seconds)
 
 
 def train_step(run: Run, batch: dict, lr: float, check: bool = True):
-    """One update on one batch: forward, loss, backward, clip the gradient, (check
-    that it is finite,) set the LR, step. Returns the loss (detached) and the
-    gradient norm before clipping (what the log shows)."""
-    with run.autocast():
-        loss = loss_fn(run.step_model(batch["inputs"]), batch, run.loss_cfg)
+    """One update on one batch: forward, loss and backward (over trainer.grad_accum_steps
+    micro-batches), clip the gradient (after checking that it is finite), set the LR,
+    step, update the weight average. Returns the loss (detached) and the gradient norm
+    before clipping (what the log shows)."""
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    parts = micro_batches(batch, run.tc.grad_accum_steps)
+    if len(parts) == 1:
+        with run.autocast():
+            loss = loss_fn(run.step_model(batch["inputs"]), batch, run.loss_cfg)
+        loss.backward()
+        loss = loss.detach()
+    else:
+        loss = accumulate_gradients(run, parts, num_examples(batch))
     params = [p for p in run.model.parameters() if p.grad is not None]
     grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])  # kept for the log
     # A NaN or inf anywhere in the loss or the gradients makes the norm non-finite:
@@ -226,12 +258,35 @@ def train_step(run: Run, batch: dict, lr: float, check: bool = True):
     # every gradient by NaN and hide which parameter's went bad.
     if check and not math.isfinite(grad_norm.item()):
         raise NonFiniteError(describe_non_finite(run.step, loss, run.model))
-    # Clipping (what clip_grad_norm_ does, with the norm above) bounds one bad
-    # batch's damage.
-    torch.nn.utils.clip_grads_with_norm_(params, run.oc.grad_clip, grad_norm)
-    run.optimizer.set_lr(lr)
+    if run.oc.grad_clip is not None:
+        # Clipping (what clip_grad_norm_ does, with the norm above) bounds one bad
+        # batch's damage.
+        torch.nn.utils.clip_grads_with_norm_(params, run.oc.grad_clip, grad_norm)
+    set_lr(run.optimizer, lr)
     run.optimizer.step()
-    return loss.detach(), grad_norm
+    if run.ema is not None:
+        run.ema.update(run.model)
+    return loss, grad_norm
+
+
+def accumulate_gradients(run: Run, parts: list[dict], n: int) -> torch.Tensor:
+    """Gradients of the whole batch's loss from its micro-batches, one at a time (so
+    only one micro-batch's activations are in memory): each micro-batch's mean loss
+    is weighted by its share of the batch, so the summed gradients are those of the
+    batch's mean loss. Under DDP the processes average gradients once, after the
+    last micro-batch (no_sync skips the all-reduce for the others). Returns the
+    batch's loss (detached)."""
+    total = torch.zeros((), device=run.device)
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        no_sync = getattr(run.step_model, "no_sync", contextlib.nullcontext)
+        with contextlib.nullcontext() if last else no_sync():
+            with run.autocast():
+                loss = loss_fn(run.step_model(part["inputs"]), part, run.loss_cfg)
+            share = num_examples(part) / n
+            (loss * share).backward()
+        total += loss.detach() * share
+    return total
 
 
 def start_run(cfg: DictConfig, run_dir: Path) -> Run:
@@ -244,13 +299,21 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
             f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
             f"processes ({ddp.world_size}): each one takes an equal share of a batch"
         )
+    if tc.batch_size % (ddp.world_size * tc.grad_accum_steps):
+        raise ValueError(
+            f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
+            f"processes times trainer.grad_accum_steps ({ddp.world_size} x "
+            f"{tc.grad_accum_steps}): every micro-batch is an equal share"
+        )
+    threads, why = pick_num_threads(tc.num_threads, ddp)
+    torch.set_num_threads(threads)
     make_deterministic(tc.deterministic)
     generator = seed_everything(cfg.seed)  # the same on every process: same global batches
     device = pick_device(cfg.device, ddp.local_rank)
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     splits = {
-        name: {key: tensor.to(device) for key, tensor in split.items()}
+        name: map_tensors(lambda tensor: tensor.to(device), split)
         for name, split in build_splits(data_cfg).items()
     }
     model = build_model(cfg.model, spec(data_cfg)).to(device)
@@ -265,11 +328,14 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
         splits=splits,
         model=model,
         step_model=model,
-        optimizer=build_optimizer(model, plain(cfg.optim)),
+        optimizer=build_optimizer(model, plain(cfg.optim), device.type),
+        schedule=build_schedule(plain(cfg.schedule), tc.max_steps),
         batches=train_batches(data_cfg, splits["train"], tc.batch_size, generator, model),
         config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         loss_sum=torch.zeros((), device=device),
     )
+    if tc.ema_decay is not None:
+        run.ema = WeightAverage(model, tc.ema_decay)
     if schema.Precision(tc.precision) == schema.Precision.bf16:
         run.autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16)
     last_path = run_dir / "checkpoints" / "last.pt"
@@ -287,10 +353,12 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
         )
     if tc.compile:
         run.step_model = torch.compile(run.step_model)
+    if tc.stall_warning_seconds:
+        run.stall_watch = StallWatch(run.batches, tc.stall_warning_seconds)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
-        "run dir: %s | device: %s | processes: %d | parameters: %d",
-        run_dir, device, ddp.world_size, n_params,
+        "run dir: %s | device: %s | processes: %d | parameters: %d | CPU threads: %d (%s)",
+        run_dir, device, ddp.world_size, n_params, threads, why,
     )  # fmt: skip
     return run
 
@@ -301,6 +369,8 @@ def resume(run: Run, path: Path) -> None:
     refuse_changed_config(state["config"], run.config, path)
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
+    if run.ema is not None:
+        run.ema.model.load_state_dict(state["ema"])
     if hasattr(run.batches, "load_state_dict"):
         run.batches.load_state_dict(state["batches"])
     set_rng_states(state["rng"], run.generator)
@@ -314,7 +384,7 @@ def resume(run: Run, path: Path) -> None:
 def checkpoint_state(run: Run) -> dict:
     """Everything needed to continue exactly: plain data and tensors only."""
     batches = run.batches
-    return {
+    state = {
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "batches": batches.state_dict() if hasattr(batches, "state_dict") else {},
@@ -327,14 +397,58 @@ def checkpoint_state(run: Run) -> dict:
         "config": run.config,
         "metrics": prefixed("val", run.val),
     }
+    if run.ema is not None:
+        state["ema"] = run.ema.model.state_dict()  # eval.py evaluates these weights
+    return state
 
 
-def next_batch(batches: Iterator[dict], ddp: Distributed, step: int) -> dict:
-    """This process's share of the next training batch."""
+def next_batch(run: Run, step: int) -> dict:
+    """This process's share of the next training batch (and the time it took)."""
+    start = time.perf_counter()
+    if run.stall_watch is not None:
+        run.stall_watch.waiting_since = start
     try:
-        return shard(next(batches), ddp)
+        batch = shard(next(run.batches), run.ddp)
     except FloatingPointError as err:  # a collector that plays the model (RL)
         raise NonFiniteError(f"step {step}: {err}; {NON_FINITE_HINT}") from None
+    if run.stall_watch is not None:
+        run.stall_watch.waiting_since = None
+    run.data_seconds += time.perf_counter() - start
+    return batch
+
+
+class StallWatch:
+    """Logs a warning when the data iterator has not delivered a batch for
+    ``seconds`` (a hung environment, a dead network mount, a deadlocked worker),
+    naming the iterator; the run goes on waiting. A background thread looks every
+    few seconds at when the loop started waiting; the loop pays two assignments."""
+
+    def __init__(self, batches: Iterator[dict], seconds: float):
+        self.seconds = seconds
+        # A generator names its function; an iterator object its class.
+        self.name = getattr(batches, "__qualname__", type(batches).__qualname__)
+        self.waiting_since: float | None = None
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, name="stall-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        warned_about = None
+        while not self._stopped.wait(min(max(self.seconds / 4, 0.05), 10.0)):
+            since = self.waiting_since
+            if since is None or since == warned_about:
+                continue
+            waited = time.perf_counter() - since
+            if waited > self.seconds:
+                log.warning(
+                    "no training batch from the data iterator %s for %.0f s; still "
+                    "waiting (a hung environment or data source? "
+                    "trainer.stall_warning_seconds sets this warning)",
+                    self.name, waited,
+                )  # fmt: skip
+                warned_about = since
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 def log_training(run: Run, metrics_log: MetricsLog | None, grad_norm, lr: float) -> None:
@@ -343,17 +457,29 @@ def log_training(run: Run, metrics_log: MetricsLog | None, grad_norm, lr: float)
     run.train_loss = mean_over_processes(run.loss_sum / run.steps_in_sum, run.ddp).item()
     run.loss_sum.zero_()
     run.steps_in_sum = 0
+    record = {
+        "step": run.step,
+        "train/loss": run.train_loss,
+        "train/grad_norm": grad_norm.item(),
+        "lr": lr,
+    }
+    # What the data iterator reports about itself (train_batches' contract): RL's
+    # environment steps and episode returns, a replay buffer's size, epsilon.
+    if hasattr(run.batches, "scalars"):
+        record.update(prefixed("data", run.batches.scalars()))
     if metrics_log is not None:
-        record = {"step": run.step, "train/loss": run.train_loss}
-        metrics_log.write({**record, "train/grad_norm": grad_norm.item(), "lr": lr})
+        metrics_log.write(record)
 
 
 def evaluate_and_checkpoint(run: Run, metrics_log: MetricsLog, batch_size: int) -> None:
     """Validation metrics into the log; checkpoints/last.pt, and best.pt when the
     headline metric improved on every earlier validation."""
-    run.val = evaluate(run.model, run.splits["val"], batch_size)
+    run.val = evaluate(run.evaluated_model, run.splits["val"], batch_size, run.config)
     metrics_log.write({"step": run.step, **prefixed("val", run.val)})
-    log.info("step %d | train loss %.4f | val %s", run.step, run.train_loss, _fmt(run.val))
+    weights = "" if run.ema is None else " (EMA weights)"
+    log.info(
+        "step %d | train loss %.4f | val%s %s", run.step, run.train_loss, weights, _fmt(run.val)
+    )
     improved = run.best is None or is_better(run.val[HEADLINE_METRIC], run.best)
     if improved:
         run.best = run.val[HEADLINE_METRIC]
@@ -375,16 +501,21 @@ def finish_run(run: Run, train_seconds: float, eval_seconds: float) -> float:
         return run.val.get(HEADLINE_METRIC, float("nan"))
     # The paper type's own look at the result (sample outputs, pictures, split-wide
     # statistics); its numbers go into metrics.json next to the validation metrics.
-    run.model.eval()
+    run.evaluated_model.eval()
     with torch.no_grad():
-        summary = summarise(run.model, run.splits, run.run_dir)
+        summary = summarise(run.evaluated_model, run.splits, run.run_dir)
     final = {
         "step": run.step,
         "train/loss": run.train_loss,
         **prefixed("val", run.val),
         **summary,
+        # Which weights the val metrics (and best.pt's choice) are of.
+        "evaluated_weights": "trained" if run.ema is None else f"ema {run.ema.decay}",
         "train_seconds": round(train_seconds, 2),  # the loop, validation included
         "eval_seconds": round(eval_seconds, 2),
+        # Of train_seconds, the time the loop waited for batches: a loop slowed
+        # by its data (an environment, a disk) shows it here.
+        "data_seconds": round(run.data_seconds, 2),
         "device": str(run.device),
         "world_size": run.ddp.world_size,
         "ranks_agree": agree,

@@ -22,6 +22,8 @@ from {{ cookiecutter.package_name }}.loss import (
     gaussian_kl,
     independent_pixel_nll,
     reconstruction_nll,
+    sample_mmd,
+    split_metrics,
     summarise,
 )
 
@@ -77,10 +79,11 @@ def test_active_units_are_counted_and_reported(model, splits, cfg, tmp_path):
     model.eval()
     with torch.no_grad():
         summary = summarise(model, splits, tmp_path)
+        reported = split_metrics(model, splits["val"], cfg)  # val/active_units in the logs
         # Force a collapsed unit: a zero row in the mu head makes it constant.
         model.to_mu.weight[0].zero_()
         collapsed = active_units(model, x, threshold=0.0)
-    assert 0 <= summary["val/active_units"] <= cfg.model.latent_dim
+    assert 0 <= reported["active_units"] <= cfg.model.latent_dim
     assert collapsed == cfg.model.latent_dim - 1
     assert summary["val/independent_pixel_nll"] > 0
     png = (tmp_path / "samples.png").read_bytes()
@@ -100,6 +103,31 @@ def test_active_units_by_hand():
             return mu, torch.zeros_like(mu)
 
     assert active_units(FixedEncoder(), torch.zeros(4, 2), threshold=0.01) == 1
+
+
+class FixedDecoder:
+    """A "model" whose samples have the same pixel probabilities whatever z is."""
+
+    latent_dim = 2
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def decoder(self, z: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(z), -1)
+
+
+def test_sample_mmd_is_zero_for_the_data_and_ranks_worse_samplers_lower():
+    images = torch.tensor(read_digits()[0][:200] / 16 >= 0.5, dtype=torch.float32)
+    # Every sample an exact copy of one image, paired with 200 copies of it: 0.
+    copies = images[:1].expand(200, -1)
+    assert sample_mmd(FixedDecoder(50 * (2 * images[:1] - 1)), copies) == pytest.approx(0)
+    # Each pixel on with its own frequency (the independent-pixel model) is closer
+    # to the digits than fair coin flips are; both are far from 0.
+    frequency = images.mean(dim=0).clamp(0.01, 0.99)
+    per_pixel = sample_mmd(FixedDecoder((frequency / (1 - frequency)).log()), images)
+    coins = sample_mmd(FixedDecoder(torch.zeros(64)), images)
+    assert 0.01 < per_pixel < coins, (per_pixel, coins)
 
 
 def test_independent_pixel_baseline_by_hand():

@@ -20,7 +20,8 @@ from {{ cookiecutter.package_name }}.model import (
 def test_causal_mask_blocks_the_future_and_only_the_future(model, batch, forward_with_input_grad):
     model.eval()
     t = 7
-    logits, x = forward_with_input_grad(model, batch["inputs"][:1])
+    logits, views = forward_with_input_grad(model, batch["inputs"][:1])
+    (x,) = views.values()  # the token embeddings
     logits[0, t].sum().backward()
     grad = x.grad[0].abs().sum(dim=-1)  # one number per input position
     assert torch.all(grad[t + 1 :] == 0), "position t sees later tokens: the mask leaks"

@@ -11,11 +11,16 @@ training and in eval.py alike (a plain random draw would make every evaluation
 differ a little).
 
 Contract shared with the rest of the package (every paper type provides it):
-- ``spec(cfg)`` -> dict of the sizes the model needs to know.
+- ``spec(cfg)`` -> dict of what the model needs to know: sizes, and any other
+  values (floats such as a noise schedule's betas are fine).
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": Tensor, "seed": Tensor}}.
-- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training
+  batches; every per-batch random draw (augmentation, noise, a time step) comes
+  from ``generator``, so that a resumed run draws the same.
 - ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
 - ``batch_layout(spec)`` -> per key of a training batch: shape and dtype.
+A batch's "inputs" is what the model's forward receives: one tensor, or a dict of
+tensors ({"x_t": ..., "t": ...}) when the model takes several.
 """
 
 from __future__ import annotations

@@ -16,11 +16,16 @@ Validation and test seeds are disjoint ranges, and training episodes draw theirs
 from the training generator, so held-out start states are never trained on.
 
 Contract shared with the rest of the package (every paper type provides it):
-- ``spec(cfg)`` -> dict of the sizes the model needs to know.
+- ``spec(cfg)`` -> dict of what the model needs to know: sizes, and any other
+  values (floats such as a noise schedule's betas are fine).
 - ``build_splits(cfg)`` -> {"train" | "val" | "test": {"seed": Tensor}}.
-- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training batches.
+- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training
+  batches; every per-batch random draw (augmentation, noise, a time step) comes
+  from ``generator``, so that a resumed run draws the same.
 - ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
 - ``batch_layout(spec)`` -> per key of a training batch: shape and dtype.
+A batch's "inputs" is what the model's forward receives: one tensor, or a dict of
+tensors ({"x_t": ..., "t": ...}) when the model takes several.
 """
 
 from __future__ import annotations
@@ -151,9 +156,30 @@ def batch_layout(data_spec) -> dict[str, tuple[tuple, torch.dtype]]:
 def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):
     """Endless batches of ``batch_size`` fresh episodes played by ``model`` as it is
     at the moment the batch is asked for (on-policy)."""
-    while True:
-        seeds = torch.randint(TRAIN_SEED_RANGE, (batch_size,), generator=generator).tolist()
-        episodes = run_episodes(cfg.env_id, model, seeds, greedy=False, generator=generator)
+    return EpisodeBatches(cfg, batch_size, generator, model)
+
+
+class EpisodeBatches:
+    """The iterator ``train_batches`` returns. Besides batches it reports, through
+    ``scalars()``, what the training curves of an RL run start with: environment
+    steps and episodes played so far, and the mean return and length of the
+    episodes played since the last report (the loop logs them as ``data/...``)."""
+
+    def __init__(self, cfg, batch_size: int, generator: torch.Generator, model):
+        self.cfg, self.batch_size, self.generator, self.model = cfg, batch_size, generator, model
+        self.env_steps, self.episodes = 0, 0
+        self.returns: list[float] = []  # of the episodes since the last scalars()
+        self.lengths: list[int] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        cfg, model = self.cfg, self.model
+        seeds = torch.randint(TRAIN_SEED_RANGE, (self.batch_size,), generator=self.generator)
+        episodes = run_episodes(
+            cfg.env_id, model, seeds.tolist(), greedy=False, generator=self.generator
+        )
         steps = [step for episode in episodes for step in episode]
         ends = [t == len(episode) - 1 for episode in episodes for t in range(len(episode))]
         device = next(model.parameters()).device
@@ -176,12 +202,32 @@ def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model
         advantages = returns - values
         if cfg.normalize_advantages:
             advantages = normalise(advantages)
-        yield {
+        self.env_steps += len(steps)
+        self.episodes += len(episodes)
+        self.returns += [sum(step[2] for step in episode) for episode in episodes]
+        self.lengths += [len(episode) for episode in episodes]
+        return {
             "inputs": obs,
             "actions": torch.tensor([s[1] for s in steps], device=device),
             "returns": returns.to(device),
             "advantages": advantages.to(device),
         }
+
+    def scalars(self) -> dict[str, float]:
+        report = {"env_steps": self.env_steps, "episodes": self.episodes}
+        if self.returns:
+            report["episode_return"] = sum(self.returns) / len(self.returns)
+            report["episode_length"] = sum(self.lengths) / len(self.lengths)
+        self.returns, self.lengths = [], []
+        return report
+
+    # Checkpointed, so that a resumed run's log continues the counts exactly.
+    def state_dict(self) -> dict:
+        return {"counts": [self.env_steps, self.episodes], "window": [self.returns, self.lengths]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.env_steps, self.episodes = state["counts"]
+        self.returns, self.lengths = (list(values) for values in state["window"])
 
 
 def overfit_batch(cfg, split, n: int, generator: torch.Generator, model):

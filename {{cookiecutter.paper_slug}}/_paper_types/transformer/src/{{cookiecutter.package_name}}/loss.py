@@ -10,8 +10,8 @@ Every reduction is written out:
   tokens, so both views agree; with ragged answers they would not.
 
 Contract shared with the rest of the package (every paper type provides it):
-``loss_fn``, ``metrics_fn``, ``HEADLINE_METRIC``, ``expected_loss_at_init``,
-``memorised`` and ``summarise``.
+``loss_fn``, ``metrics_fn``, ``split_metrics``, ``HEADLINE_METRIC``,
+``expected_loss_at_init``, ``memorised`` and ``summarise``.
 """
 
 from __future__ import annotations
@@ -90,6 +90,13 @@ def memorised(model, batch: dict[str, torch.Tensor]) -> bool:
 def expected_loss_at_init(data_spec: dict[str, int], batch, cfg) -> float:
     """Loss of a uniform guess over the vocabulary: what an untrained model should show."""
     return math.log(data_spec["vocab_size"])
+
+
+def split_metrics(model, split: dict[str, torch.Tensor], cfg) -> dict[str, float]:
+    """Metrics of a whole split that are not a mean over its examples (evaluation
+    adds them to metrics_fn's means). None here: token and sequence accuracy are
+    per-example means, and an empty dict costs validation nothing."""
+    return {}
 
 
 def summarise(model, splits, run_dir: Path, n_examples: int = 8) -> dict[str, float]:
