@@ -43,19 +43,23 @@ def main() -> None:
         if internal.is_dir():
             shutil.rmtree(internal)
 
-    print(
-        f"""
-Baked {PROJECT.name} ({PAPER_TYPE}). Next:
+    print(next_steps())
 
-  cd {PROJECT.name}
-  python -m venv .venv && . .venv/bin/activate
-  pip install -e ".[dev]"
-  pytest                                          # prewired checks, CPU, seconds
-  python -m {PACKAGE}.train experiment=reference  # the bundled example
-  python -m {PACKAGE}.eval ckpt_path=latest
 
-Then fill in PAPER.md (phase 0) and follow README.md phase by phase.
-"""
+def next_steps() -> str:
+    """What to run next: the README's own set-up block (one source, so the two never
+    disagree), then the bundled example."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    set_up = readme.split("## Set up", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [f"cd {PROJECT.name}", *set_up.strip().splitlines()]
+    lines += [
+        f"python -m {PACKAGE}.train experiment=reference  # the bundled example",
+        f"python -m {PACKAGE}.eval ckpt_path=latest",
+    ]
+    commands = "\n".join(f"  {line}" for line in lines)
+    return (
+        f"\nBaked {PROJECT.name} ({PAPER_TYPE}). Next:\n\n{commands}\n\n"
+        "Then fill in PAPER.md (phase 0) and follow README.md phase by phase.\n"
     )
 
 
