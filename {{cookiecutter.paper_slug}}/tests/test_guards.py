@@ -96,6 +96,20 @@ def test_a_misspelt_key_or_wrong_type_fails_when_the_config_is_composed(override
         compose_config(override)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [("optim=sgd", "optim.betas=[0.9,0.99]"), ("trainer.grad_accum_steps=3",),
+     ("trainer.ema_decay=1.5",)],
+)  # fmt: skip
+def test_a_config_the_code_cannot_run_fails_in_one_line(tmp_path, run_train_command, overrides):
+    # Valid types, but not runnable as asked: one line that names the key, no traceback.
+    with pytest.raises(SystemExit) as stopped:
+        run_train_command("experiment=tiny", f"hydra.run.dir={tmp_path}", *overrides)
+    message = str(stopped.value.code)
+    assert message.startswith("error: ") and "\n" not in message, message
+    assert overrides[-1].split("=")[0] in message, message
+
+
 def test_same_seed_same_losses_bit_for_bit(quick_cfg, quick_run, tmp_path):
     # On the CPU a fixed seed is enough; trainer.deterministic is for GPU kernels.
     # The shared run was trained whenever a test first asked for it, with the random

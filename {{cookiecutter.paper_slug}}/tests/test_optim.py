@@ -1,16 +1,14 @@
-"""The hand-written AdamW and LR schedule (optim.py) against PyTorch's."""
+"""The hand-written AdamW (optim.py) against PyTorch's (the schedules: test_recipe.py)."""
 
 from __future__ import annotations
 
 import io
 
-import pytest
 import torch
 from torch.optim.adam import adam
 
 from {{ cookiecutter.package_name }}.optim import (
     AdamW,
-    lr_factor,
 )
 
 
@@ -83,13 +81,3 @@ def test_state_dict_round_trip_continues_identically():
     train(stopped, restored, 5, x)
     for a, b in zip(straight.parameters(), stopped.parameters(), strict=True):
         assert torch.equal(a, b)
-
-
-def test_schedule_warms_up_linearly_then_decays_to_the_floor():
-    factor = [
-        lr_factor(step, warmup_steps=10, max_steps=110, min_lr_ratio=0.1) for step in range(120)
-    ]
-    assert factor[0] == pytest.approx(0.1) and factor[9] == pytest.approx(1.0)
-    assert all(a <= b for a, b in zip(factor[:10], factor[1:10], strict=False))
-    assert factor[60] == pytest.approx(0.55)  # halfway through the cosine
-    assert factor[110] == pytest.approx(0.1) and factor[119] == pytest.approx(0.1)

@@ -35,6 +35,7 @@ from types import SimpleNamespace
 import torch
 
 from .runtime import plain
+from .schema import ConfigError
 
 # The keys each optimiser reads beyond lr, weight_decay and grad_clip. A key set for
 # another optimiser is an error rather than silently ignored: ``optim=sgd
@@ -144,7 +145,7 @@ class WeightAverage:
 
     def __init__(self, model: torch.nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"trainer.ema_decay={decay} must be between 0 and 1 (e.g. 0.999)")
+            raise ConfigError(f"trainer.ema_decay={decay} must be between 0 and 1 (e.g. 0.999)")
         self.decay = decay
         self.model = copy.deepcopy(model)
         self.model.requires_grad_(False)
@@ -236,15 +237,15 @@ def _checked(group: str, cfg, keys_by_name: dict[str, tuple[str, ...]]) -> Simpl
     if not isinstance(cfg, SimpleNamespace):
         cfg = plain(cfg)
     if cfg.name not in keys_by_name:
-        raise ValueError(f"{group}={cfg.name} is not one of {', '.join(keys_by_name)}")
+        raise ConfigError(f"{group}={cfg.name} is not one of {', '.join(keys_by_name)}")
     wanted = keys_by_name[cfg.name]
     all_keys = {key for keys in keys_by_name.values() for key in keys}
     for key in sorted(all_keys):
         value = getattr(cfg, key, None)
         if key in wanted and value is None:
-            raise ValueError(f"{group}.{key} must be set for {group}={cfg.name}")
+            raise ConfigError(f"{group}.{key} must be set for {group}={cfg.name}")
         if key not in wanted and value is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"{group}.{key}={value} does not apply to {group}={cfg.name} (it reads "
                 f"{', '.join(wanted) or 'no other key'}); remove it or choose another {group}"
             )

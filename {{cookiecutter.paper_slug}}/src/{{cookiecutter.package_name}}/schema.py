@@ -27,6 +27,12 @@ from .model import ModelConfig
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
+class ConfigError(ValueError):
+    """A config the schema accepts but the code cannot run as asked (a key the chosen
+    optimiser does not read, a batch that does not divide): the commands print it as
+    one line."""
+
+
 class Precision(Enum):
     fp32 = "fp32"
     bf16 = "bf16"  # bfloat16 autocast for forward and loss; weights stay float32

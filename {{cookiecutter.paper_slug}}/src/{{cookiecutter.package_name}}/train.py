@@ -294,13 +294,15 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     ``checkpoints/last.pt`` when ``trainer.resume`` is set and it exists."""
     tc, data_cfg = plain(cfg.trainer), plain(cfg.data)
     ddp = init_distributed(cfg.device)
+    if tc.grad_accum_steps < 1:
+        raise schema.ConfigError(f"trainer.grad_accum_steps={tc.grad_accum_steps}: use 1 or more")
     if tc.batch_size % ddp.world_size:
-        raise ValueError(
+        raise schema.ConfigError(
             f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
             f"processes ({ddp.world_size}): each one takes an equal share of a batch"
         )
     if tc.batch_size % (ddp.world_size * tc.grad_accum_steps):
-        raise ValueError(
+        raise schema.ConfigError(
             f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
             f"processes times trainer.grad_accum_steps ({ddp.world_size} x "
             f"{tc.grad_accum_steps}): every micro-batch is an equal share"
@@ -640,7 +642,7 @@ def main(cfg: DictConfig) -> float:
             log.error("%s", err)
             return float("nan")
         raise SystemExit(f"error: {err}") from None
-    except CheckpointError as err:
+    except (CheckpointError, schema.ConfigError) as err:
         raise SystemExit(f"error: {err}") from None
 
 
