@@ -82,19 +82,21 @@ def train_command(path: Path) -> str:
     return _command("train", *(task or []))
 
 
-def commands(path: Path) -> list[str]:
-    """Every command behind the numbers, in the order to run them."""
+def commands(path: Path, release: bool = False) -> list[str]:
+    """Every command behind the numbers (and the released weights), in order."""
     lines = [train_command(path)]
     if not find_jobs(path):  # a plain run: its test numbers come from eval.py
         lines.append(_command("eval", f"ckpt_path={path / 'checkpoints' / 'last.pt'}"))
-    lines += [_command("compare", str(path)), _command("report", str(path))]
+    report = [str(path), "--export-weights"] if release else [str(path)]
+    lines += [_command("compare", str(path)), _command("report", *report)]
     return lines
 
 
-def methodology(path: Path) -> list[str]:
+def methodology(path: Path, release: bool = False) -> list[str]:
     """Commands, config, seeds, hardware and wall time per run."""
     runs = run_dirs(path)
-    lines = ["## Methodology", "", "Commands, in order:", "", "```bash", *commands(path), "```", ""]
+    lines = ["## Methodology", "", "Commands, in order:", "", "```bash"]
+    lines += [*commands(path, release), "```", ""]
     table = ["| Run | Seed | Ablation | Steps | Train time (s) | Eval time (s) | Device | Status |"]
     table.append("|---|---|---|---|---|---|---|---|")
     seeds, devices = [], set()
@@ -277,7 +279,8 @@ def readme_block(path: Path, results, release: dict | None, base: Path, report: 
         block += [*numbers, ""]
     if len(claims) > 2:
         block += [*claims, ""]
-    block += ["These commands produce every number above:", "", "```bash", *commands(path), "```"]
+    block += ["These commands produce every number above:", "", "```bash"]
+    block += [*commands(path, release is not None), "```"]
     if release:
         block += ["", *weights_lines(release, base)]
     return block
@@ -311,7 +314,7 @@ def write_report(
         "",
         *scope(paper, references, results),
         "",
-        *methodology(path),
+        *methodology(path, release is not None),
         "",
         *results_lines(results, runs, figure),
     ]
