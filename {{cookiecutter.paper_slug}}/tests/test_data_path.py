@@ -111,3 +111,15 @@ def test_the_layout_check_fails_a_changed_dtype_or_batch_size(drawn, data_spec):
     assert data_checks.layout_problems({**batch, key: batch[key].to(other)}, layout)
     if len(batch) > 1:  # one key shorter than the others: the batch sizes disagree
         assert data_checks.layout_problems({**batch, key: batch[key][1:]}, layout)
+
+
+def test_the_input_baseline_zeroes_float_inputs_and_keeps_integer_conditions():
+    # Zeroing a diffusion model's time step (or a class label) too would turn every
+    # example into another question, not a blind one; all-integer inputs (tokens and
+    # a mask) have nothing else to zero.
+    x, t = torch.randn(4, 3), torch.tensor([5, 1, 7, 2])
+    blind = data_checks.zeroed({"x_t": x, "t": t})
+    assert torch.equal(blind["x_t"], torch.zeros_like(x)) and torch.equal(blind["t"], t)
+    tokens = data_checks.zeroed({"tokens": t, "mask": t > 2})
+    assert not any(v.any() for v in tokens.values())
+    assert torch.equal(data_checks.zeroed(x), torch.zeros_like(x))

@@ -127,3 +127,15 @@ def test_a_row_that_does_not_apply_says_so_and_fails_nothing():
     report = gauntlet.format_report(checks)
     assert "| LR range | n/a | n/a: batches move with the model |" in report
     assert "usually mean" not in report
+
+
+def test_the_memorisation_baseline_gives_every_probe_one_condition():
+    # With a distinct t per example, a model blind to x_t could memorise the probes
+    # from t alone: the probes share example 0's integer inputs, floats untouched.
+    x, t = torch.randn(4, 3), torch.tensor([5, 1, 7, 2])
+    batch = {"inputs": {"x_t": x, "t": t}, "noise": x}
+    probe = gauntlet.one_condition(batch)
+    assert torch.equal(probe["inputs"]["t"], torch.full((4,), 5))
+    assert probe["inputs"]["x_t"] is x and probe["noise"] is x
+    tensor_batch = {"inputs": x, "targets": t}
+    assert gauntlet.one_condition(tensor_batch) is tensor_batch

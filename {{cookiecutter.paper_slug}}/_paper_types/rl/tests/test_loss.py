@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.loss import (
     loss_fn,
     metrics_fn,
     policy_loss,
+    split_metrics,
 )
 
 PLAIN = LossConfig(value_weight=0.5, entropy_weight=0.01)
@@ -65,3 +66,11 @@ def test_evaluation_plays_one_greedy_episode_per_seed(model, splits):
     assert torch.equal(first["return"], again["return"]), "greedy episodes must repeat exactly"
     # CartPole pays 1 per step survived.
     assert torch.equal(first["return"], first["length"])
+
+
+def test_split_metrics_report_the_worst_greedy_episode(model, splits, cfg):
+    # The mean return (metrics_fn) hides a start state the policy fails from.
+    seeds = {"seed": splits["val"]["seed"][:4]}
+    returns = metrics_fn(model, seeds)["return"]
+    assert returns.max() > returns.min(), "equal returns: min and mean cannot differ"
+    assert split_metrics(model, seeds, cfg) == {"worst_return": returns.min().item()}

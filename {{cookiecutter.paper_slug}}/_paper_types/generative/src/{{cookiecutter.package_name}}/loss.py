@@ -120,22 +120,12 @@ def active_units(model, x: torch.Tensor, threshold: float = 0.01) -> int:
     return int((mu.var(dim=0) > threshold).sum())
 
 
-def sample_mmd(model, x: torch.Tensor, seed: int = 0) -> float:
-    """Sample quality: the squared maximum mean discrepancy (Gretton et al., 2012)
-    between len(x) images sampled from the model (z from the prior, each pixel
-    drawn from its Bernoulli) and the images x. Gaussian kernel with the median
-    squared distance between two images as its bandwidth; the biased estimator
-    mean k(s, s') + mean k(x, x') - 2 mean k(s, x), which is 0 for identical sets.
-
-    A per-example number cannot say this: the ELBO scores each image's likelihood,
-    not whether samples look like the data (a model can score well and sample
-    blur). The noise comes from its own generator (``seed``): the same samples at
-    every evaluation, and training's random streams untouched."""
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(len(x), model.latent_dim, generator=generator).to(x.device)
-    probs = torch.sigmoid(model.decoder(z)).cpu()
-    samples = torch.bernoulli(probs, generator=generator)
-    pooled = torch.cat([samples, x.cpu()])
+def mmd(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Squared maximum mean discrepancy (Gretton et al., 2012) between two sets of
+    images [N, P]: mean k(a, a') + mean k(b, b') - 2 mean k(a, b), the biased
+    estimator (0 for identical sets). Gaussian kernel, its bandwidth the median
+    squared distance between two images of the pooled sets."""
+    pooled = torch.cat([a, b])
     squared = torch.cdist(pooled, pooled).pow(2)  # float32: ~5x faster than float64
     rows, cols = torch.triu_indices(len(pooled), len(pooled), offset=1)
     pairs = squared[rows, cols]
@@ -144,8 +134,22 @@ def sample_mmd(model, x: torch.Tensor, seed: int = 0) -> float:
     if bandwidth == 0:  # every image the same: the two sets are identical
         return 0.0
     k = torch.exp(-squared / bandwidth).double()
-    n = len(x)
+    n = len(a)
     return float(k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean())
+
+
+def sample_mmd(model, x: torch.Tensor, seed: int = 0) -> float:
+    """Sample quality: ``mmd`` between len(x) images sampled from the model (z from
+    the prior, each pixel drawn from its Bernoulli) and the images x.
+
+    A per-example number cannot say this: the ELBO scores each image's likelihood,
+    not whether samples look like the data (a model can score well and sample
+    blur). The noise comes from its own generator (``seed``): the same samples at
+    every evaluation, and training's random streams untouched."""
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(x), model.latent_dim, generator=generator).to(x.device)
+    probs = torch.sigmoid(model.decoder(z)).cpu()
+    return mmd(torch.bernoulli(probs, generator=generator), x.cpu())
 
 
 def split_metrics(model, split: dict[str, torch.Tensor], cfg) -> dict[str, float]:
