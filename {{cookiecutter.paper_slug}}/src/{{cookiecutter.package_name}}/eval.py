@@ -54,14 +54,30 @@ def evaluate(model: torch.nn.Module, split, batch_size: int, cfg=None) -> dict[s
     # One host sync for all metrics, at the end.
     metrics = {name: total.item() / n for name, total in sums.items()}
     if cfg is not None:
-        cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-        whole = split_metrics(model, split, cfg)
+        whole = split_metrics(model, split, as_config(cfg))
         clash = sorted(metrics.keys() & whole.keys())
         if clash:
             raise ValueError(f"split_metrics and metrics_fn both return {clash}: rename one")
         metrics.update({name: float(value) for name, value in whole.items()})
     model.train(was_training)
     return metrics
+
+
+# The last plain config converted, and its DictConfig: train.py passes the same
+# dict at every validation, and OmegaConf.create takes ~6 ms (as long as a small
+# model's whole evaluation).
+_last_converted: tuple = (None, None)
+
+
+def as_config(cfg) -> DictConfig:
+    """``cfg`` as a DictConfig: a plain dict (a checkpoint's config, which train.py
+    holds) is converted once, read-only (split_metrics only reads it)."""
+    global _last_converted
+    if not isinstance(cfg, dict):
+        return cfg
+    if _last_converted[0] is not cfg:
+        _last_converted = (cfg, OmegaConf.create(cfg, flags={"readonly": True}))
+    return _last_converted[1]
 
 
 def latest_checkpoint(root: Path = Path("runs")) -> Path:
