@@ -11,11 +11,16 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+import {{ cookiecutter.package_name }}.eval as eval_module
 import {{ cookiecutter.package_name }}.train as train_module
 from {{ cookiecutter.package_name }}.ckpt import (
     CheckpointError,
     load_checkpoint,
+)
+from {{ cookiecutter.package_name }}.data import (
+    build_splits,
 )
 from {{ cookiecutter.package_name }}.eval import (
     evaluate_checkpoint,
@@ -23,17 +28,33 @@ from {{ cookiecutter.package_name }}.eval import (
 from {{ cookiecutter.package_name }}.loss import (
     HEADLINE_METRIC,
 )
+from {{ cookiecutter.package_name }}.runtime import (
+    num_examples,
+)
 
 STEPS = 20
+
+
+def with_a_probe(split_metrics):
+    """The paper type's split_metrics and one number more, to follow it into the
+    outputs (it may return nothing of its own): the split's number of examples."""
+
+    def probed(model, split, cfg):
+        assert cfg.trainer.max_steps == STEPS  # the whole config, read as attributes
+        return {**split_metrics(model, split, cfg), "probe_examples": num_examples(split)}
+
+    return probed
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, run_train_command):
     run_dir = tmp_path_factory.mktemp("run")
-    run_train_command(
-        "experiment=tiny", f"trainer.max_steps={STEPS}", "trainer.eval_every=10",
-        "trainer.log_every=5", "trainer.plot=false", f"hydra.run.dir={run_dir}",
-    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(eval_module, "split_metrics", with_a_probe(eval_module.split_metrics))
+        run_train_command(
+            "experiment=tiny", f"trainer.max_steps={STEPS}", "trainer.eval_every=10",
+            "trainer.log_every=5", "trainer.plot=false", f"hydra.run.dir={run_dir}",
+        )  # fmt: skip
     return run_dir
 
 
@@ -73,8 +94,24 @@ def test_eval_reproduces_the_logged_validation_metrics(run_dir):
     final = json.loads((run_dir / "metrics.json").read_text())
     metrics = evaluate_checkpoint(run_dir / "checkpoints" / "last.pt", split="val", batch_size=77)
     for name, value in metrics.items():
-        if name not in ("split", "step"):
+        if name not in ("split", "step", "weights"):  # weights: "trained" or "ema"
             assert value == pytest.approx(final[f"val/{name}"], rel=1e-5, abs=1e-6), name
+
+
+def test_split_level_metrics_reach_the_logs_and_eval(run_dir, monkeypatch):
+    # loss.split_metrics, through training's validation (step 0 and every
+    # evaluation) into metrics.jsonl and metrics.json as val/<name>, and through
+    # eval.py into what eval_<split>.json holds, as <name>.
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    splits = build_splits(OmegaConf.create(state["config"]).data)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [r for r in records if f"val/{HEADLINE_METRIC}" in r]
+    assert [r.get("val/probe_examples") for r in evaluations] == [num_examples(splits["val"])] * 3
+    final = json.loads((run_dir / "metrics.json").read_text())
+    assert final["val/probe_examples"] == num_examples(splits["val"])
+    monkeypatch.setattr(eval_module, "split_metrics", with_a_probe(eval_module.split_metrics))
+    metrics = evaluate_checkpoint(run_dir / "checkpoints" / "last.pt", split="test")
+    assert metrics["probe_examples"] == num_examples(splits["test"])
 
 
 def test_a_damaged_checkpoint_gives_a_clear_error(run_dir, tmp_path):
