@@ -58,6 +58,7 @@ from {{ cookiecutter.package_name }}.optim import (
 )
 from {{ cookiecutter.package_name }}.runtime import (
     Distributed,
+    map_tensors,
     micro_batches,
     pick_device,
     pick_num_threads,
@@ -82,7 +83,7 @@ def minimal_loop(cfg, steps: int) -> float:
     torch.set_num_threads(cfg.trainer.num_threads)  # as train.train sets them
     generator = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    split = {k: v.to(device) for k, v in build_splits(data)["train"].items()}
+    split = map_tensors(lambda tensor: tensor.to(device), build_splits(data)["train"])
     model = build_model(cfg.model, spec(data)).to(device)
     optimizer = build_optimizer(model, optim, device.type)
     schedule = build_schedule(cfg.schedule, steps)

@@ -265,7 +265,7 @@ def stochastic(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_evaluation_is_deterministic_and_keeps_the_model_s_mode(model, batch, splits, mode):
+def test_evaluation_is_deterministic_and_keeps_the_model_s_mode(cfg, model, batch, splits, mode):
     model = stochastic(model)
     # The stand-in is really stochastic in training mode, or this test proves nothing.
     model.train()
@@ -274,9 +274,10 @@ def test_evaluation_is_deterministic_and_keeps_the_model_s_mode(model, batch, sp
 
     val = map_tensors(lambda tensor: tensor[:8], splits["val"])
     model.train(mode == "train")
-    once = evaluate(model, val, batch_size=4)
+    # With the config: the split-level metrics (split_metrics) are evaluation too.
+    once = evaluate(model, val, batch_size=4, cfg=cfg)
     assert model.training == (mode == "train"), "evaluate() changed the model's mode"
-    assert evaluate(model, val, batch_size=4) == once, "evaluation is not deterministic"
+    assert evaluate(model, val, batch_size=4, cfg=cfg) == once, "evaluation is not deterministic"
 
 
 @pytest.mark.parametrize(("mode", "best_step"), [("max", 3), ("min", 2)])

@@ -157,10 +157,11 @@ def test_accumulating_half_batches_updates_as_the_whole_batch(quick_cfg, tmp_pat
 
     moved = largest_difference(whole, initial[0])
     off = largest_difference(halves, whole)
-    # The same sums in another order differ by float32 rounding (~1e-7 of what
-    # training moved); any of the bugs above by a sizeable part of it.
+    # The same sums in another order differ by float32 rounding (measured up to
+    # ~1e-4 of what training moved, on a denoiser); any of the bugs above by a
+    # sizeable part of it (a loss not scaled: the whole movement again).
     assert moved > 0, "training did not move the weights: nothing to compare"
-    assert off <= 1e-4 * moved, (
+    assert off <= 1e-3 * moved, (
         f"accumulating 2 half batches ends {off:.3g} away from the whole batch "
         f"(training moved weights by up to {moved:.3g})"
     )
