@@ -26,9 +26,13 @@ PROJECT = Path(__file__).resolve().parent.parent
 REFERENCES = PROJECT / "reference_numbers.yaml"
 JOURNAL = """# Implementation journal
 
-<!-- Template:
-**What was easy.** _placeholder in the template, not an entry_
--->
+<!-- Template: copy from here ...
+
+## 2025-01-01: phase N
+
+**What was easy.** The template's example, not an entry.
+
+... to here -->
 
 ## 2025-03-02: phase 5 (evaluation)
 

@@ -98,6 +98,8 @@ def test_a_loss_that_grew_far_beyond_its_best_is_diverged_and_a_rising_one_is_no
     # A loss that can be negative grows against the larger of |best| and |first|.
     assert diverged_reason([1.0, -2.0, 500.0], DIVERGE_FACTOR)
     assert diverged_reason([1.0, -2.0, 1.0], DIVERGE_FACTOR) is None
+    # A best near zero (or below it) is no scale: 20 after 10 is 2x where it started.
+    assert diverged_reason([10.0, -0.1, 20.0], DIVERGE_FACTOR) is None
 
 
 def test_a_job_is_ranked_by_its_last_evaluations_not_one_lucky_final_one(tmp_path):

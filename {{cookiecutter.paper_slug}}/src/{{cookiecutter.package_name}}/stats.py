@@ -48,6 +48,8 @@ def t_quantile(p: float, df: float) -> float:
     low, high = 0.0, 1.0
     while t_cdf(high, df) < p:  # df = 1 at p = 0.975 needs 12.7
         high *= 2
+        if high > 1e12:  # a CDF that never reaches p: a bug, not a long search
+            raise ArithmeticError(f"t_cdf(x, {df}) stays below {p}")
     for _ in range(60):
         mid = (low + high) / 2
         low, high = (mid, high) if t_cdf(mid, df) < p else (low, mid)
