@@ -179,7 +179,8 @@ def check_claim(ref: dict, runs: Runs) -> Result:
         ablation, metric = ref["ablation"], ref["metric"]
         lowers = "lowers_by" in ref
         by = float(ref["lowers_by"] if lowers else ref["raises_by"])
-        claim = f"removing {ablation} {'lowers' if lowers else 'raises'} {metric} by >= {by:g}"
+        change = "lowers" if lowers else "raises"
+        claim = f"ablation={ablation} {change} {metric} by >= {by:g} (vs the full model)"
         full, ablated = values_of(runs, FULL_MODEL, metric), values_of(runs, ablation, metric)
         if not full or not ablated:
             return _not_there("effect", claim, where, runs, [ablation])
