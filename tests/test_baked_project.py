@@ -120,6 +120,43 @@ def test_short_train_then_eval_from_the_command_line(installed, tmp_path):
     assert json.loads((run_dir / "eval_val.json").read_text()) == printed
 
 
+def test_seed_sweep_then_compare_and_report_from_the_command_line(installed, tmp_path):
+    # The variance workflow as a user runs it: three seeds of the tiny example (each
+    # evaluated on the test split), compare over seeds, then the report.
+    project, python = installed
+    sweep = tmp_path / "seeds"
+    train = python.parent / "attention-is-all-you-need-train"
+    short = ["trainer.max_steps=20", "trainer.eval_every=10", "trainer.log_every=5"]
+    run([str(train), "-m", "sweep=seeds", "experiment=tiny", *short, f"hydra.sweep.dir={sweep}"], cwd=project)
+    for job in ("0", "1", "2"):
+        assert json.loads((sweep / job / "eval_test.json").read_text())["step"] == 20
+    summary = (sweep / "summary.md").read_text()
+    assert "3 of 3 seeds finished" in summary and "Student-t" in summary
+    assert (sweep / "seeds.csv").is_file() and (sweep / "summary.png").stat().st_size > 1000
+
+    command = [str(python), "-m", f"{PKG}.compare", str(sweep)]
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
+    # A 20-step run is far from the paper: any verdict, but one of the documented statuses.
+    assert result.returncode in (0, 1, 3), result.stdout + result.stderr
+    assert "(n=3)" in result.stdout
+    assert "not checked" in result.stdout  # the bundled effect claim needs an ablation sweep
+
+    # Into copies: the baked project stays as it was for the other tests.
+    readme = tmp_path / "README.md"
+    shutil.copy(project / "README.md", readme)
+    report = tmp_path / "REPORT.md"
+    release = tmp_path / "release"
+    options = ["--output", str(report), "--readme", str(readme), "--export-weights", str(release)]
+    run([str(python), "-m", f"{PKG}.report", str(sweep), *options], cwd=project)
+    text = report.read_text()
+    for section in ("## Scope", "## Methodology", "## Results", "## What was difficult"):
+        assert section in text, section
+    assert "(n=3)" in text and "sweep=seeds" in text and "report-curves.png" in text
+    results = readme.read_text().split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
+    assert "sweep=seeds" in results and "sha256" in results
+    assert (release / "weights.pt").is_file() and (release / "config.yaml").is_file()
+
+
 @pytest.mark.parametrize(
     "argument, message",
     [
