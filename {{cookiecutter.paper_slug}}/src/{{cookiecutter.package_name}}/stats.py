@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 CONFIDENCE = 0.95
 METHOD = "95% Student-t interval of the mean (mean +- t(0.975, n-1) * std / sqrt(n))"
@@ -41,6 +42,7 @@ def t_cdf(x: float, df: float) -> float:
     return 0.5 + total * h / 3
 
 
+@lru_cache(maxsize=256)  # the same few (p, df) pairs come back for every metric
 def t_quantile(p: float, df: float) -> float:
     """The x with P(T <= x) = p, by bisection on ``t_cdf`` (p in (0.5, 1))."""
     if not 0.5 <= p < 1:
