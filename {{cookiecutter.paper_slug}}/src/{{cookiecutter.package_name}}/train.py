@@ -283,9 +283,9 @@ def accumulate_gradients(run: Run, parts: list[dict], n: int) -> torch.Tensor:
         with contextlib.nullcontext() if last else no_sync():
             with run.autocast():
                 loss = loss_fn(run.step_model(part["inputs"]), part, run.loss_cfg)
-            share = num_examples(part) / n
-            (loss * share).backward()
-        total += loss.detach() * share
+            weighted = loss * (num_examples(part) / n)
+            weighted.backward()
+        total += weighted.detach()
     return total
 
 
