@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PAPER_TYPES, TEMPLATE, bake_ok, project_files
+from conftest import PAPER_TYPES, TEMPLATE, bake_ok, cookiecutter_cli, project_files
 
 PKG = "attention_is_all_you_need"
 SHARED_FILES = {
@@ -35,6 +35,8 @@ SHARED_FILES = {
     f"src/{PKG}/ckpt.py",
     f"src/{PKG}/checkpoints.py",
     f"src/{PKG}/compare.py",
+    f"src/{PKG}/report.py",
+    f"src/{PKG}/stats.py",
     f"src/{PKG}/schema.py",
     f"src/{PKG}/optim.py",
     f"src/{PKG}/plots.py",
@@ -45,10 +47,19 @@ SHARED_FILES = {
     f"src/{PKG}/configs/train.yaml",
     f"src/{PKG}/configs/eval.yaml",
     f"src/{PKG}/configs/optim/adamw.yaml",
+    f"src/{PKG}/configs/optim/adam.yaml",
+    f"src/{PKG}/configs/optim/sgd.yaml",
+    f"src/{PKG}/configs/optim/rmsprop.yaml",
+    f"src/{PKG}/configs/schedule/constant.yaml",
+    f"src/{PKG}/configs/schedule/cosine.yaml",
+    f"src/{PKG}/configs/schedule/linear.yaml",
+    f"src/{PKG}/configs/schedule/step.yaml",
+    f"src/{PKG}/configs/schedule/inverse_sqrt.yaml",
     f"src/{PKG}/configs/experiment/reference.yaml",
     f"src/{PKG}/configs/experiment/tiny.yaml",
     f"src/{PKG}/configs/sweep/lr.yaml",
     f"src/{PKG}/configs/sweep/ablation.yaml",
+    f"src/{PKG}/configs/sweep/seeds.yaml",
     f"src/{PKG}/configs/sweep/optuna.yaml",
     f"src/{PKG}/configs/ablation/none.yaml",
     f"src/{PKG}/configs/hydra/launcher/slurm.yaml",
@@ -63,6 +74,7 @@ SHARED_FILES = {
     "tests/test_end_to_end.py",
     "tests/test_from_scratch.py",
     "tests/test_compare.py",
+    "tests/test_report.py",
     "tests/test_checkpoints.py",
     "tests/test_resume.py",
     "tests/test_guards.py",
@@ -71,6 +83,7 @@ SHARED_FILES = {
     "tests/test_gauntlet.py",
     "tests/test_optim.py",
     "tests/test_loop.py",
+    "tests/test_recipe.py",
     "tests/test_data_path.py",
     "benchmarks/bench.py",
 }
@@ -94,6 +107,7 @@ TYPE_FILES = {
         f"src/{PKG}/configs/loss/cross_entropy.yaml",
         f"src/{PKG}/configs/ablation/no_augmentation.yaml",
         f"src/{PKG}/configs/ablation/no_normalization.yaml",
+        f"src/{PKG}/configs/ablation/one_stage.yaml",
         f"src/{PKG}/configs/data/digits.yaml",
         f"src/{PKG}/configs/trainer/default.yaml",
         f"src/{PKG}/configs/model/cnn.yaml",
@@ -114,6 +128,7 @@ TYPE_FILES = {
         f"src/{PKG}/configs/loss/actor_critic.yaml",
         f"src/{PKG}/configs/ablation/no_baseline.yaml",
         f"src/{PKG}/configs/ablation/no_advantage_normalization.yaml",
+        f"src/{PKG}/configs/ablation/no_future_rewards.yaml",
         f"src/{PKG}/configs/data/cartpole.yaml",
         f"src/{PKG}/configs/trainer/default.yaml",
         f"src/{PKG}/configs/model/actor_critic.yaml",
@@ -231,6 +246,20 @@ def test_baking_again_over_the_same_project_changes_nothing(cookies, tmp_path):
     )
     assert second == first
     assert {rel: (first / rel).read_bytes() for rel in project_files(first)} == before
+
+
+def test_the_post_bake_message_gives_the_readme_s_set_up(tmp_path):
+    # What the terminal says after baking and what the README says must be one
+    # set-up: the same environment, the same torch, the same commands in order.
+    result = cookiecutter_cli(str(TEMPLATE), "-o", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    readme = (tmp_path / "attention-is-all-you-need" / "README.md").read_text(encoding="utf-8")
+    set_up = readme.split("## Set up", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    expected = ["cd attention-is-all-you-need", *set_up.strip().splitlines()]
+    printed = [line.strip() for line in result.stdout.splitlines()]
+    start = printed.index(expected[0])
+    assert printed[start : start + len(expected)] == expected
+    assert any("pip install torch" in line for line in expected)  # torch is said, not implied
 
 
 @pytest.mark.parametrize("package_name", ["attention_is_all_you_need", "r" * 64, "p"])
