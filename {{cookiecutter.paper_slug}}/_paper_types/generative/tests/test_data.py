@@ -39,8 +39,13 @@ def test_each_example_is_the_binarised_digit_its_seed_names_and_the_loss_target(
     raw digit at index ``seed`` binarised (recomputed here from read_digits()), and
     the loss reconstructs exactly those pixels: outputs that predict them with
     certainty leave no reconstruction loss."""
-    from {{ cookiecutter.package_name }}.data import read_digits, train_batches
-    from {{ cookiecutter.package_name }}.loss import loss_fn
+    from {{ cookiecutter.package_name }}.data import (
+        read_digits,
+        train_batches,
+    )
+    from {{ cookiecutter.package_name }}.loss import (
+        loss_fn,
+    )
 
     binary = torch.as_tensor(read_digits()[0] >= 8, dtype=torch.float32)  # half of 16
     generator = torch.Generator().manual_seed(0)

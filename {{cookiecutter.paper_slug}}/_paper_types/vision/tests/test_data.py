@@ -38,7 +38,10 @@ def test_each_image_keeps_the_label_of_its_raw_digit(cfg, splits, model):
     its raw digit correlate exactly; a shuffle of labels against images (two
     permutations, a sort of one and not the other) keeps every statistic and would
     only show as a model that cannot learn."""
-    from {{ cookiecutter.package_name }}.data import read_digits, train_batches
+    from {{ cookiecutter.package_name }}.data import (
+        read_digits,
+        train_batches,
+    )
 
     pixels, raw_labels = read_digits()
 
