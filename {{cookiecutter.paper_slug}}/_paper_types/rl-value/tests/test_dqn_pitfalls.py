@@ -192,7 +192,8 @@ def test_epsilon_schedule_values(cfg, model):
     assert epsilon_at(20_000, data) == pytest.approx(0.05)
     assert epsilon_at(60_000, data) == pytest.approx(0.05)  # held, not extrapolated
     # The collector's clock is environment steps, not gradient steps.
-    batches = collector(cfg, model, learning_starts=500, epsilon_decay_steps=1000)
+    schedule = {"epsilon_start": 1.0, "epsilon_end": 0.05, "epsilon_decay_steps": 1000}
+    batches = collector(cfg, model, learning_starts=500, **schedule)
     for _ in range(5):
         next(batches)
     env_steps = 500 + 5 * cfg.data.train_every
@@ -207,7 +208,7 @@ def test_epsilon_schedule_values(cfg, model):
 
 
 def test_collector_state_round_trip(cfg, model):
-    small = {"memory_size": 48, "learning_starts": 32, "target_update_every": 3}
+    small = {"memory_size": 48, "learning_starts": 32, "target_update_every": 3, "train_every": 4}
     first = collector(cfg, model, **small)
     for _ in range(5):  # 52 transitions: the memory has wrapped around
         next(first)
