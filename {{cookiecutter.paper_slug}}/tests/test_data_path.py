@@ -16,10 +16,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }} import data_checks
-from {{ cookiecutter.package_name }}.data import batch_layout
-from {{ cookiecutter.package_name }}.model import build_model
-from {{ cookiecutter.package_name }}.runtime import map_tensors, named_tensors
+from {{ cookiecutter.package_name }} import (
+    data_checks,
+)
+from {{ cookiecutter.package_name }}.data import (
+    batch_layout,
+)
+from {{ cookiecutter.package_name }}.model import (
+    build_model,
+)
+from {{ cookiecutter.package_name }}.runtime import (
+    map_tensors,
+    named_tensors,
+)
 
 
 @pytest.fixture(scope="module")
