@@ -135,6 +135,17 @@ TYPE_FILES = {
         "tests/test_rl_pitfalls.py",
         "tests/write_yourself.txt",
     },
+    "rl-value": {
+        f"src/{PKG}/configs/loss/td.yaml",
+        f"src/{PKG}/configs/ablation/no_target_network.yaml",
+        f"src/{PKG}/configs/ablation/no_replay.yaml",
+        f"src/{PKG}/configs/ablation/mse_loss.yaml",
+        f"src/{PKG}/configs/data/cartpole.yaml",
+        f"src/{PKG}/configs/trainer/default.yaml",
+        f"src/{PKG}/configs/model/q_network.yaml",
+        "tests/test_dqn_pitfalls.py",
+        "tests/write_yourself.txt",
+    },
 }
 
 
