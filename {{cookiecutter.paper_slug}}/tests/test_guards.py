@@ -108,12 +108,16 @@ def test_a_config_the_code_cannot_run_fails_in_one_line(tmp_path, run_train_comm
 
 
 @pytest.mark.parametrize(
-    "override",
-    ["trainer.grad_accum_steps=3", "trainer.grad_accum_steps=0", "trainer.ema_decay=1.5"],
+    "recipe", ["accumulation that does not divide", "accumulation 0", "ema 1.5"]
 )
-def test_the_loop_refuses_a_recipe_it_cannot_run(quick_cfg, tmp_path, override):
-    # 3 does not divide the tiny experiments' batches; the error names the key (the
-    # command line prints it as the line above does).
+def test_the_loop_refuses_a_recipe_it_cannot_run(quick_cfg, tmp_path, recipe):
+    # The error names the key (the command line prints it as the line above does).
+    batch_size = quick_cfg().trainer.batch_size
+    override = {
+        "accumulation that does not divide": f"trainer.grad_accum_steps={batch_size + 1}",
+        "accumulation 0": "trainer.grad_accum_steps=0",
+        "ema 1.5": "trainer.ema_decay=1.5",
+    }[recipe]
     with pytest.raises(ConfigError, match=override.split("=")[0]):
         train_module.train(quick_cfg(override), tmp_path)
 
