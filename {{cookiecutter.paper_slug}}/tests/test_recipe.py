@@ -4,7 +4,8 @@ one large batch, and the weight average (EMA) against a recomputation.
 
 These go through the contract (build_model, train_batches, loss_fn) and the real
 loop, so they keep guarding the recipe after data.py, model.py and loss.py are
-replaced. The same-weights-as-torch check of each optimiser and the resume checks
+replaced. The ones that train are in the slow suite (`pytest -m slow`): what they
+check is off by default, and the default suite stays quick. The same-weights-as-torch check of each optimiser and the resume checks
 with a recipe switched on are in tests/test_loop.py and tests/test_resume.py.
 """
 
@@ -140,6 +141,7 @@ def largest_difference(a: dict, b: dict) -> float:
     return max((a[n] - b[n]).abs().max().item() for n in a if a[n].is_floating_point())
 
 
+@pytest.mark.slow  # trains twice; the option is off by default
 def test_accumulating_half_batches_updates_as_the_whole_batch(quick_cfg, tmp_path, monkeypatch):
     initial = []
     frozen = frozen_in_eval_mode(train_module.build_model, initial)
@@ -169,6 +171,7 @@ def test_accumulating_half_batches_updates_as_the_whole_batch(quick_cfg, tmp_pat
     assert halves_losses == pytest.approx(whole_losses, rel=1e-5)
 
 
+@pytest.mark.slow  # trains; the option is off by default
 def test_the_weight_average_is_what_validation_and_eval_see(quick_cfg, tmp_path, monkeypatch):
     """trainer.ema_decay: after every update average <- d * average + (1 - d) * weights,
     recomputed here from the weights after each update; every validation, best.pt's
@@ -244,6 +247,7 @@ class CountingBatches:
         return {"batches": self.given}
 
 
+@pytest.mark.slow  # trains and waits for a stall
 def test_the_iterator_s_scalars_are_logged_and_a_stall_is_warned_about(
     quick_cfg, tmp_path, monkeypatch, caplog
 ):
