@@ -16,6 +16,10 @@ from {{ cookiecutter.package_name }}.runtime import (
 )
 
 
+# The gauntlet's own checks are proved to fail on planted bugs in the slow suite:
+# they test the tool (which a user keeps), not the user's method, and each one
+# runs the gauntlet (~1 s).
+@pytest.mark.slow
 def test_a_sign_flipped_loss_fails_the_gauntlet_with_hints(quick_cfg, tmp_path, monkeypatch):
     # The classic bug: minimising the negative of the loss.
     real = gauntlet.loss_fn
@@ -69,6 +73,7 @@ def test_the_gauntlet_command_rejects_a_bad_override():
     assert message.startswith("error: ") and "lrr" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_the_data_path_rows_fail_a_sampler_that_repeats_one_example(
     quick_cfg, tmp_path, monkeypatch
 ):

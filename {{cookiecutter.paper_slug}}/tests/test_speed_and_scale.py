@@ -30,6 +30,7 @@ def max_difference(a: dict, b: dict) -> float:
     return max((a[name].float() - b[name].float()).abs().max().item() for name in a)
 
 
+@pytest.mark.slow  # trainer.precision is fp32 unless a run asks for bf16
 def test_bf16_autocast_trains_close_to_float32(quick_cfg, quick_run, tmp_path):
     train_module.train(quick_cfg("trainer.precision=bf16"), tmp_path)
     fp32, bf16 = final_weights(quick_run), final_weights(tmp_path)

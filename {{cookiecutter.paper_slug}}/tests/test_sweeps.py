@@ -163,8 +163,9 @@ def test_every_ablation_switches_something_off(cfg):
     options = sorted(p.stem for p in (CONFIG_DIR / "ablation").glob("*.yaml"))
     assert "none" in options and len(options) >= 3
     for name in options:
-        ablated = OmegaConf.to_container(compose_config(f"ablation={name}"), resolve=True)
-        assert (ablated == full) == (name == "none"), name
+        if name != "none":  # the default: cfg itself
+            ablated = OmegaConf.to_container(compose_config(f"ablation={name}"), resolve=True)
+            assert ablated != full, f"ablation={name} changes nothing"
 
 
 @pytest.fixture

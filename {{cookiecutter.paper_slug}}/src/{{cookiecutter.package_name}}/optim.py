@@ -144,8 +144,6 @@ class WeightAverage:
     a decay of 0.9999 the first few thousand updates still show mostly those."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
-        if not 0.0 < decay < 1.0:
-            raise ConfigError(f"trainer.ema_decay={decay} must be between 0 and 1 (e.g. 0.999)")
         self.decay = decay
         self.model = copy.deepcopy(model)
         self.model.requires_grad_(False)
@@ -228,6 +226,13 @@ def lr_factor(step: int, cfg, max_steps: int) -> float:
     progress = min((step - warmup) / max(1, max_steps - warmup), 1.0)
     shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if cfg.name == "cosine" else 1 - progress
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape
+
+
+def check_keys(optim_cfg, schedule_cfg) -> None:
+    """The errors ``build_optimizer`` and ``build_schedule`` would raise, before a
+    run builds its data and model."""
+    _checked("optim", optim_cfg, OPTIMISER_KEYS)
+    _checked("schedule", schedule_cfg, SCHEDULE_KEYS)
 
 
 def _checked(group: str, cfg, keys_by_name: dict[str, tuple[str, ...]]) -> SimpleNamespace:

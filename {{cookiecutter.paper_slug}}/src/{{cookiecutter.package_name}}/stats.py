@@ -21,6 +21,17 @@ METHOD = "95% Student-t interval of the mean (mean +- t(0.975, n-1) * std / sqrt
 DIFFERENCE_METHOD = "95% Welch t-interval of the difference of means"
 
 
+def _log_norm(df: float) -> float:
+    """log of the t density's constant, Gamma((df+1)/2) / (Gamma(df/2) sqrt(df pi))
+    without the 1/sqrt(df), which the substitution in ``t_cdf`` absorbs."""
+    return math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(math.pi)
+
+
+def t_pdf(x: float, df: float) -> float:
+    """Student's t density with ``df`` degrees of freedom."""
+    return math.exp(_log_norm(df) - 0.5 * math.log(df) - (df + 1) / 2 * math.log1p(x * x / df))
+
+
 def t_cdf(x: float, df: float) -> float:
     """P(T <= x) for Student's t with ``df`` degrees of freedom (df > 0, not
     necessarily an integer: Welch's df is not)."""
@@ -29,7 +40,7 @@ def t_cdf(x: float, df: float) -> float:
     # With x = sqrt(df) * tan(theta) the density becomes a smooth cos^(df-1) on
     # [0, pi/2), which Simpson's rule integrates accurately even for df = 1,
     # whose tails are too heavy to integrate in x directly.
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(math.pi)
+    log_norm = _log_norm(df)
     top = math.atan(x / math.sqrt(df))
     steps = 400  # even; error ~1e-12 at the quantiles used here
 
@@ -44,18 +55,20 @@ def t_cdf(x: float, df: float) -> float:
 
 @lru_cache(maxsize=256)  # the same few (p, df) pairs come back for every metric
 def t_quantile(p: float, df: float) -> float:
-    """The x with P(T <= x) = p, by bisection on ``t_cdf`` (p in (0.5, 1))."""
+    """The x with P(T <= x) = p (p in [0.5, 1)), by Newton's method from x = 0.
+
+    For x >= 0 the CDF is concave (the density falls), so each tangent step lands
+    at or below the root: the steps rise steadily to it and cannot overshoot.
+    8-12 CDF evaluations at the usual quantiles, where a bisection needs ~65."""
     if not 0.5 <= p < 1:
         raise ValueError(f"p must be in [0.5, 1), got {p}")
-    low, high = 0.0, 1.0
-    while t_cdf(high, df) < p:  # df = 1 at p = 0.975 needs 12.7
-        high *= 2
-        if high > 1e12:  # a CDF that never reaches p: a bug, not a long search
-            raise ArithmeticError(f"t_cdf(x, {df}) stays below {p}")
-    for _ in range(60):
-        mid = (low + high) / 2
-        low, high = (mid, high) if t_cdf(mid, df) < p else (low, mid)
-    return (low + high) / 2
+    x = 0.0
+    for _ in range(200):  # df = 1 at p = 0.9999 (x = 3183) takes 19
+        step = (p - t_cdf(x, df)) / t_pdf(x, df)
+        x += step
+        if step <= 1e-12 * max(1.0, x):
+            return x
+    raise ArithmeticError(f"t_quantile({p}, {df}) did not converge")  # a bug, not a slow case
 
 
 @dataclass

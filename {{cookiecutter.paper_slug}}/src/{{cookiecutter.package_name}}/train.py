@@ -51,7 +51,7 @@ from .data import build_splits, spec, train_batches
 from .eval import evaluate
 from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn, summarise
 from .model import build_model
-from .optim import WeightAverage, build_optimizer, build_schedule, set_lr
+from .optim import WeightAverage, build_optimizer, build_schedule, check_keys, set_lr
 from .runtime import (
     Distributed,
     init_distributed,
@@ -289,24 +289,35 @@ def accumulate_gradients(run: Run, parts: list[dict], n: int) -> torch.Tensor:
     return total
 
 
+def check_recipe(tc, world_size: int) -> None:
+    """Refuse, in one line naming the key, a trainer recipe the loop cannot run."""
+    if tc.grad_accum_steps < 1:
+        raise schema.ConfigError(f"trainer.grad_accum_steps={tc.grad_accum_steps}: use 1 or more")
+    if tc.batch_size % world_size:
+        raise schema.ConfigError(
+            f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
+            f"processes ({world_size}): each one takes an equal share of a batch"
+        )
+    if tc.batch_size % (world_size * tc.grad_accum_steps):
+        raise schema.ConfigError(
+            f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
+            f"processes times trainer.grad_accum_steps ({world_size} x "
+            f"{tc.grad_accum_steps}): every micro-batch is an equal share"
+        )
+    if tc.ema_decay is not None and not 0.0 < tc.ema_decay < 1.0:
+        raise schema.ConfigError(
+            f"trainer.ema_decay={tc.ema_decay} must be between 0 and 1 (e.g. 0.999)"
+        )
+
+
 def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     """Build everything a run needs from the config; continue from
     ``checkpoints/last.pt`` when ``trainer.resume`` is set and it exists."""
     tc, data_cfg = plain(cfg.trainer), plain(cfg.data)
     ddp = init_distributed(cfg.device)
-    if tc.grad_accum_steps < 1:
-        raise schema.ConfigError(f"trainer.grad_accum_steps={tc.grad_accum_steps}: use 1 or more")
-    if tc.batch_size % ddp.world_size:
-        raise schema.ConfigError(
-            f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
-            f"processes ({ddp.world_size}): each one takes an equal share of a batch"
-        )
-    if tc.batch_size % (ddp.world_size * tc.grad_accum_steps):
-        raise schema.ConfigError(
-            f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
-            f"processes times trainer.grad_accum_steps ({ddp.world_size} x "
-            f"{tc.grad_accum_steps}): every micro-batch is an equal share"
-        )
+    # Before anything is built, so that a config the loop cannot run fails at once.
+    check_recipe(tc, ddp.world_size)
+    check_keys(cfg.optim, cfg.schedule)
     threads, why = pick_num_threads(tc.num_threads, ddp)
     torch.set_num_threads(threads)
     make_deterministic(tc.deterministic)
