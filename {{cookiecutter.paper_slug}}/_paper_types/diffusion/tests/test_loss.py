@@ -20,9 +20,16 @@ from {{ cookiecutter.package_name }}.loss import (
 
 def test_l_simple_is_the_mean_over_examples_and_pixels():
     generator = torch.Generator().manual_seed(0)
-    outputs, noise = torch.randn(2, 64, generator=generator), torch.randn(2, 64, generator=generator)
-    by_hand = sum((o - n) ** 2 for o, n in zip(outputs.flatten(), noise.flatten(), strict=True)) / 128
-    assert loss_fn(outputs, {"noise": noise}, None).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    outputs, noise = (
+        torch.randn(2, 64, generator=generator),
+        torch.randn(2, 64, generator=generator),
+    )
+    by_hand = (
+        sum((o - n) ** 2 for o, n in zip(outputs.flatten(), noise.flatten(), strict=True)) / 128
+    )
+    assert loss_fn(outputs, {"noise": noise}, None).item() == pytest.approx(
+        by_hand.item(), rel=1e-5
+    )
     # Duplicating every example leaves a mean unchanged.
     doubled = loss_fn(torch.cat([outputs, outputs]), {"noise": torch.cat([noise, noise])}, None)
     assert doubled.item() == pytest.approx(loss_fn(outputs, {"noise": noise}, None).item())
@@ -30,7 +37,10 @@ def test_l_simple_is_the_mean_over_examples_and_pixels():
 
 def test_gaussian_kl_equals_torch_distributions():
     generator = torch.Generator().manual_seed(0)
-    mean_q, mean_p = torch.randn(3, 64, generator=generator), torch.randn(3, 64, generator=generator)
+    mean_q, mean_p = (
+        torch.randn(3, 64, generator=generator),
+        torch.randn(3, 64, generator=generator),
+    )
     ours = gaussian_kl(mean_q, 0.3, mean_p, 0.7)
     reference = kl_divergence(Normal(mean_q, math.sqrt(0.3)), Normal(mean_p, math.sqrt(0.7)))
     # torch.allclose: torch.testing.assert_close imports sympy on its first call (~0.7 s).

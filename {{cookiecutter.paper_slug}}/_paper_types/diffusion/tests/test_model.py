@@ -25,7 +25,11 @@ def expected_parameter_count(width: int, blocks: int, time_dim: int, use_time: b
 
 
 def test_parameter_count_matches_the_formula(cfg, data_spec):
-    for width, blocks, time_dim, use_time in ((16, 1, 8, True), (256, 2, 128, True), (32, 3, 8, False)):
+    for width, blocks, time_dim, use_time in (
+        (16, 1, 8, True),
+        (256, 2, 128, True),
+        (32, 3, 8, False),
+    ):
         m = cfg.model.copy()
         m.width, m.num_blocks, m.time_dim, m.use_time = width, blocks, time_dim, use_time
         model = build_model(m, data_spec)

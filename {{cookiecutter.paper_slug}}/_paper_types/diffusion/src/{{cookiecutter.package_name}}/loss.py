@@ -104,21 +104,26 @@ def posterior(sched: dict, x0: torch.Tensor, x_t: torch.Tensor, t):
     return x0_scale * x0 + x_t_scale * x_t, variance
 
 
+def reverse_step(model, sched: dict, x_t: torch.Tensor, t: int, z: torch.Tensor) -> torch.Tensor:
+    """One step of Algorithm 2: x_{t-1} = mu_theta(x_t, t) + sigma_t z, with
+    sigma_t^2 = beta_t, and no noise at the last step (index 0)."""
+    steps = torch.full((len(x_t),), t, dtype=torch.int64, device=x_t.device)
+    x = reverse_mean(sched, x_t, t, model({"x_t": x_t, "t": steps}))
+    return x + math.sqrt(sched["betas"][t].item()) * z if t > 0 else x
+
+
 @torch.no_grad()
 def sample(model, data_spec, n: int, generator: torch.Generator, device, keep=()) -> tuple:
-    """Algorithm 2: n images from x_T ~ N(0, I), sigma_t^2 = beta_t. All noise from
-    ``generator`` (CPU). Returns x_0 [n, P] and the x_t at each index in ``keep``
-    (dict index -> [n, P]; index T is x_T, the starting noise)."""
+    """Algorithm 2: n images from x_T ~ N(0, I). All noise from ``generator`` (CPU).
+    Returns x_0 [n, P] and the x_t at each index in ``keep`` (dict index -> [n, P];
+    index T is x_T, the starting noise)."""
     sched = schedule(data_spec)
     num_steps = len(sched["betas"])
     x = torch.randn(n, data_spec["num_pixels"], generator=generator).to(device)
     kept = {num_steps: x.cpu()} if num_steps in keep else {}
     for t in reversed(range(num_steps)):
-        steps = torch.full((n,), t, dtype=torch.int64, device=device)
-        x = reverse_mean(sched, x, t, model({"x_t": x, "t": steps}))
-        if t > 0:
-            z = torch.randn(x.shape, generator=generator).to(device)
-            x = x + math.sqrt(sched["betas"][t].item()) * z  # sigma_t = sqrt(beta_t)
+        z = torch.randn(x.shape, generator=generator).to(device) if t > 0 else None
+        x = reverse_step(model, sched, x, t, z)
         if t in keep:
             kept[t] = x.cpu()
     return x, kept
@@ -171,7 +176,9 @@ def variational_bound(
         variance_p = per_row(sched["betas"], t, x_t)  # sigma_t^2 = beta_t
         if first == 0:  # the first n rows are step 0: the decoder, L_0
             decoder = discretised_nll(x0, mean_p[:n], math.sqrt(sched["betas"][0].item()))
-            t, images, x_t, mean_p, variance_p = (v[n:] for v in (t, images, x_t, mean_p, variance_p))
+            t, images, x_t, mean_p, variance_p = (
+                v[n:] for v in (t, images, x_t, mean_p, variance_p)
+            )
         mean_q, variance_q = posterior(sched, images, x_t, t)
         kl = gaussian_kl(mean_q, variance_q, mean_p, variance_p).double()
         diffusion += kl.reshape(-1, n).sum(dim=0)  # [steps, n] -> the sum over steps
