@@ -129,20 +129,26 @@ def with_noise(x0: torch.Tensor, alpha_bars, generator: torch.Generator, max_ste
     return {"inputs": {"x_t": noised(x0, t, noise, alpha_bars), "t": t}, "noise": noise, "x0": x0}
 
 
-def build_splits(cfg) -> dict[str, dict]:
-    """Seeded disjoint splits of the images, each example with a fixed t and eps."""
+def split_images(val_fraction: float, test_fraction: float, seed: int) -> dict[str, torch.Tensor]:
+    """Seeded disjoint splits of the clean images, {"train" | "val" | "test": [n, 64]}."""
     images = load_images()
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed))
-    n_val = round(cfg.val_fraction * len(images))
-    n_test = round(cfg.test_fraction * len(images))
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    n_val = round(val_fraction * len(images))
+    n_test = round(test_fraction * len(images))
     index = {
         "test": order[:n_test],
         "val": order[n_test : n_test + n_val],
         "train": order[n_test + n_val :],
     }
+    return {name: images[index[name]] for name in SPLITS}
+
+
+def build_splits(cfg) -> dict[str, dict]:
+    """The splits of ``split_images``, each example with a fixed t and eps."""
+    images = split_images(cfg.val_fraction, cfg.test_fraction, cfg.seed)
     alpha_bars = schedule(spec(cfg))["alpha_bars"]
     generator = torch.Generator().manual_seed(cfg.seed + 1)  # the splits' fixed t and eps
-    return {name: with_noise(images[index[name]], alpha_bars, generator) for name in SPLITS}
+    return {name: with_noise(images[name], alpha_bars, generator) for name in SPLITS}
 
 
 def batch_layout(data_spec) -> dict:

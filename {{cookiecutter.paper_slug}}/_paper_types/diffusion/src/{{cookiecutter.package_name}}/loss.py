@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 from omegaconf import MISSING
 
-from .data import build_splits, noised, schedule, spec
+from .data import noised, schedule, spec, split_images
 
 # The number the example is judged by (PAPER.md; lower is better), and the value
 # train() returns.
@@ -245,9 +245,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 def training_images(val_fraction: float, test_fraction: float, seed: int) -> torch.Tensor:
     """The train split's clean images (the baselines and the feature space), read
     once per data config: every validation needs them."""
-    keys = {"val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed}
-    data_cfg = {"num_steps": 1, "beta_start": 0.0, "beta_end": 0.0, **keys}
-    return build_splits(type("DataCfg", (), data_cfg))["train"]["x0"]
+    return split_images(val_fraction, test_fraction, seed)["train"]
 
 
 @torch.no_grad()
