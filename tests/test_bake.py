@@ -146,6 +146,17 @@ TYPE_FILES = {
         "tests/test_dqn_pitfalls.py",
         "tests/write_yourself.txt",
     },
+    "diffusion": {
+        f"src/{PKG}/configs/loss/ddpm.yaml",
+        f"src/{PKG}/configs/ablation/few_steps.yaml",
+        f"src/{PKG}/configs/ablation/no_time.yaml",
+        f"src/{PKG}/configs/ablation/no_ema.yaml",
+        f"src/{PKG}/configs/data/digits_ddpm.yaml",
+        f"src/{PKG}/configs/trainer/default.yaml",
+        f"src/{PKG}/configs/model/denoiser.yaml",
+        "tests/test_diffusion_pitfalls.py",
+        "tests/write_yourself.txt",
+    },
 }
 
 

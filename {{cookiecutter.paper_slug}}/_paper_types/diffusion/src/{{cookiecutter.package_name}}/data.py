@@ -1,0 +1,186 @@
+"""Data: the scikit-learn digits in [-1, 1], noised by DDPM's forward process.
+
+1797 grey-scale 8x8 images of hand-written digits ship inside scikit-learn, so
+nothing is downloaded. Their pixels are integers 0..16 (17 grey levels), scaled to
+x0 = v / 8 - 1 in [-1, 1] (Ho et al., 2020, scale every image that way): neighbouring
+levels are 1/8 apart, which the discretised decoder of the bound uses (loss.py).
+
+The forward process (the paper's q) adds Gaussian noise in T steps whose variances
+beta_1..beta_T rise linearly. Written in closed form (the paper's eq. 4),
+
+    x_t = sqrt(abar_t) * x0 + sqrt(1 - abar_t) * eps,   abar_t = prod_{s <= t} (1 - beta_s),
+
+so a training example is one image, one time step t and one eps ~ N(0, I): the model
+sees {"x_t", "t"} and must predict eps. In the code the time step is an index
+0..T-1 into ``betas`` and ``alpha_bars``: index i is the paper's t = i + 1, and
+index 0 the least noisy step. The training noising here and the sampler in loss.py
+index the same tensors the same way (tests/test_diffusion_pitfalls.py checks it).
+
+Training draws t and eps afresh for every batch, in the batch transform and from the
+data generator, so that a resumed run draws what the uninterrupted one would.
+Evaluation splits carry a t and an eps drawn once from a seeded generator, so a
+validation number is the same at every evaluation and in eval.py.
+
+Contract shared with the rest of the package (every paper type provides it):
+- ``spec(cfg)`` -> dict of what the model needs to know: sizes, and the noise
+  schedule (``betas``: floats are part of the contract).
+- ``build_splits(cfg)`` -> {"train" | "val" | "test": {"inputs": {"x_t", "t"},
+  "noise", "x0"}}.
+- ``train_batches(cfg, split, batch_size, generator, model)`` -> endless training
+  batches; t and eps come from ``generator``.
+- ``overfit_batch(cfg, split, n, generator, model)`` -> n examples to memorise.
+- ``batch_layout(spec)`` -> per key of a training batch: shape and dtype.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import MISSING
+
+from .runtime import ShuffledBatches
+
+SPLITS = ("train", "val", "test")
+PIXEL_MAX = 16  # the digits' raw pixel values are integers 0..16: 17 grey levels
+
+
+@dataclass
+class DataConfig:
+    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING
+    seed: int = MISSING
+    num_steps: int = MISSING  # T
+    beta_start: float = MISSING  # beta_1
+    beta_end: float = MISSING  # beta_T
+
+
+def spec(cfg) -> dict:
+    """Sizes, and the noise schedule: beta_1..beta_T rising linearly (float64)."""
+    betas = torch.linspace(cfg.beta_start, cfg.beta_end, cfg.num_steps, dtype=torch.float64)
+    return {
+        "num_pixels": 64,
+        "image_size": 8,
+        "num_levels": PIXEL_MAX + 1,
+        "num_steps": cfg.num_steps,
+        "betas": betas.tolist(),
+    }
+
+
+def schedule(data_spec) -> dict[str, torch.Tensor]:
+    """betas, alphas = 1 - betas and alpha_bars (their running product), float64 [T].
+
+    float64 because abar_t is a product of up to 1000 factors, and the bound divides
+    by 1 - abar_t, which is ~1e-4 at the first step."""
+    betas = torch.tensor(data_spec["betas"], dtype=torch.float64)
+    alphas = 1 - betas
+    return {"betas": betas, "alphas": alphas, "alpha_bars": torch.cumprod(alphas, dim=0)}
+
+
+def read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1797 digits as [N, 64] raw pixel values (0..16) and their labels.
+
+    scikit-learn ships them as one CSV file (64 pixels, then the label, per row),
+    which ``load_digits()`` reads with ``np.loadtxt``. Importing sklearn.datasets
+    takes ~0.8 s, more than the rest of a run's start-up together, so the file is
+    read here directly; ``load_digits()`` remains the fallback should it move.
+    """
+    sklearn = importlib.util.find_spec("sklearn")  # finds the package, imports nothing
+    if sklearn is not None and sklearn.submodule_search_locations:
+        path = Path(sklearn.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1], table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.data, digits.target
+
+
+def load_images() -> torch.Tensor:
+    """All images as [N, 64] float32 in [-1, 1]: level v becomes v / 8 - 1."""
+    pixels = torch.tensor(read_digits()[0], dtype=torch.float32)
+    return pixels / (PIXEL_MAX / 2) - 1
+
+
+def noised(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars) -> torch.Tensor:
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps: q(x_t | x0) in closed form.
+
+    The two coefficients are computed in float64 and only then rounded: 1 - abar_t
+    in float32 has a relative error of ~1e-4 at the first step (abar_1 = 0.9999)."""
+    alpha_bars = alpha_bars.cpu().double()
+    signal = alpha_bars.sqrt().float().to(x0.device)[t].unsqueeze(1)
+    noise_scale = (1 - alpha_bars).sqrt().float().to(x0.device)[t].unsqueeze(1)
+    return signal * x0 + noise_scale * noise
+
+
+def with_noise(x0: torch.Tensor, alpha_bars, generator: torch.Generator, max_step=None) -> dict:
+    """One example per image: t uniform in [0, max_step) (default: every step) and
+    eps ~ N(0, I), both drawn from ``generator`` (on the CPU, then moved)."""
+    high = len(alpha_bars) if max_step is None else max_step
+    t = torch.randint(high, (len(x0),), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    return {"inputs": {"x_t": noised(x0, t, noise, alpha_bars), "t": t}, "noise": noise, "x0": x0}
+
+
+def split_images(val_fraction: float, test_fraction: float, seed: int) -> dict[str, torch.Tensor]:
+    """Seeded disjoint splits of the clean images, {"train" | "val" | "test": [n, 64]}."""
+    images = load_images()
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    n_val = round(val_fraction * len(images))
+    n_test = round(test_fraction * len(images))
+    index = {
+        "test": order[:n_test],
+        "val": order[n_test : n_test + n_val],
+        "train": order[n_test + n_val :],
+    }
+    return {name: images[index[name]] for name in SPLITS}
+
+
+def build_splits(cfg) -> dict[str, dict]:
+    """The splits of ``split_images``, each example with a fixed t and eps."""
+    images = split_images(cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    alpha_bars = schedule(spec(cfg))["alpha_bars"]
+    generator = torch.Generator().manual_seed(cfg.seed + 1)  # the splits' fixed t and eps
+    return {name: with_noise(images[name], alpha_bars, generator) for name in SPLITS}
+
+
+def batch_layout(data_spec) -> dict:
+    """Per key of a training batch: its shape ("batch" for the batch dimension)
+    and dtype; the dict of inputs as a dict."""
+    pixels = (("batch", data_spec["num_pixels"]), torch.float32)
+    return {
+        "inputs": {"x_t": pixels, "t": (("batch",), torch.int64)},
+        "noise": pixels,
+        "x0": pixels,
+    }
+
+
+def renoise(alpha_bars: torch.Tensor, batch: dict, generator: torch.Generator) -> dict:
+    """The batch transform: a fresh t and eps for every image of the batch."""
+    return with_noise(batch["x0"], alpha_bars, generator)
+
+
+def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model=None):
+    """Endless shuffled batches of training images, noised afresh every time."""
+    transform = partial(renoise, schedule(spec(cfg))["alpha_bars"])
+    return ShuffledBatches(split, batch_size, generator, transform=transform)
+
+
+def overfit_batch(cfg, split, n: int, generator: torch.Generator, model=None):
+    """``n`` examples for the overfit checks, at small time steps only (the first
+    1% of the T steps, at least the first).
+
+    At a large t, x_t is almost the noise itself (abar_T ~ 0), so predicting eps
+    there is nearly the identity map: a model that learned nothing about the images
+    would "memorise" such a batch. At a small t the noise is a tiny part of x_t, and
+    the examples can only be fitted by telling the images apart."""
+    images = next(train_batches(cfg, split, n, generator, model))["x0"]
+    alpha_bars = schedule(spec(cfg))["alpha_bars"]
+    return with_noise(images, alpha_bars, generator, max_step=max(1, cfg.num_steps // 100))

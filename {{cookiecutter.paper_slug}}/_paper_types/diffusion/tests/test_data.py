@@ -1,0 +1,50 @@
+"""Data (phase 1): sizes, pixels on the 17 grey levels in [-1, 1], seeded splits."""
+
+from __future__ import annotations
+
+import torch
+
+from {{ cookiecutter.package_name }}.data import (
+    SPLITS,
+    build_splits,
+    load_images,
+    read_digits,
+)
+
+
+def test_split_sizes_shapes_and_dtypes(splits, data_spec):
+    assert sum(len(splits[name]["x0"]) for name in SPLITS) == len(load_images())
+    for split in splits.values():
+        assert split["x0"].dtype == split["inputs"]["x_t"].dtype == torch.float32
+        assert split["x0"].shape[1] == data_spec["num_pixels"]
+        assert split["inputs"]["t"].dtype == torch.int64
+
+
+def test_pixels_are_the_17_levels_scaled_to_minus_one_one():
+    raw = torch.tensor(read_digits()[0], dtype=torch.float64)
+    images = load_images()
+    # 0 -> -1, 8 -> 0, 16 -> 1: the levels 1/8 apart that the bound's decoder bins.
+    assert torch.allclose(images.double(), raw / 8 - 1)
+    assert images.min() == -1 and images.max() == 1
+    assert len(images.unique()) == 17
+
+
+def test_splits_partition_the_images(splits):
+    # Every image in exactly one split: the splits' rows, sorted, are all images.
+    def sorted_rows(x: torch.Tensor) -> list:
+        return sorted(map(tuple, x.tolist()))
+
+    together = torch.cat([splits[name]["x0"] for name in SPLITS])
+    assert sorted_rows(together) == sorted_rows(load_images())
+
+
+def test_same_seed_same_splits_and_evaluation_noise_other_seed_other_splits(cfg, splits):
+    again = build_splits(cfg.data)
+    for name in SPLITS:
+        assert torch.equal(again[name]["x0"], splits[name]["x0"])
+        # The fixed t and eps of evaluation: the same validation number every time.
+        assert torch.equal(again[name]["inputs"]["t"], splits[name]["inputs"]["t"])
+        assert torch.equal(again[name]["noise"], splits[name]["noise"])
+    other_cfg = cfg.data.copy()
+    other_cfg.seed = cfg.data.seed + 1
+    assert not torch.equal(build_splits(other_cfg)["test"]["x0"], splits["test"]["x0"])
