@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from . import data_checks
-from .data import batch_layout, build_splits, overfit_batch, spec
+from .data import batch_layout, build_splits, overfit_batch, spec, train_batches
 from .loss import expected_loss_at_init, loss_fn, memorised
 from .model import build_model
 from .optim import build_optimizer
@@ -344,6 +344,11 @@ class Setup:
         torch.manual_seed(self.cfg.seed if seed is None else seed)
         return build_model(self.cfg.model, self.data_spec).to(self.device)
 
+    def training_batch(self, n: int, model) -> dict:
+        """A batch of ``n`` exactly as the training loop draws it (data.train_batches)."""
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        return next(train_batches(self.cfg.data, self.train, n, generator, model))
+
     def probe(self, n: int, model) -> dict:
         """``n`` examples to memorise (data.overfit_batch), the same for every check."""
         generator = torch.Generator().manual_seed(self.cfg.seed)
@@ -435,10 +440,14 @@ def overfit_checks(setup: Setup, sizes) -> tuple[list[Check], dict[str, list[flo
 
 
 def probe_checks(setup: Setup) -> list[Check]:
-    """Gradient flow, gradcheck, loss at init and init statistics on one probe batch."""
+    """Gradient flow, gradcheck, loss at init and init statistics on one batch of 16
+    as training draws it (the tests' ``draw_batch`` too). Not on a probe: probes
+    are chosen to be memorisable (one time step, bandit states), and a layer that
+    is dead or constant on a probe may be alive on what training feeds it, and the
+    other way round."""
     cfg = setup.cfg
     model = setup.model()
-    batch = setup.probe(16, model)
+    batch = setup.training_batch(16, model)
     problems = gradient_problems(model, batch, cfg.loss)
     passed = loss_gradcheck(model, batch, cfg.loss)
     model.eval()

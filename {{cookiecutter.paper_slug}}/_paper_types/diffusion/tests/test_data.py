@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from {{ cookiecutter.package_name }}.data import (
     SPLITS,
     build_splits,
+    level_posterior_mean,
     load_images,
     read_digits,
 )
@@ -48,3 +52,27 @@ def test_same_seed_same_splits_and_evaluation_noise_other_seed_other_splits(cfg,
     other_cfg = cfg.data.copy()
     other_cfg.seed = cfg.data.seed + 1
     assert not torch.equal(build_splits(other_cfg)["test"]["x0"], splits["test"]["x0"])
+
+
+def test_level_posterior_mean_is_bayes_rule_by_hand():
+    """Three levels -1, 0, 1 with prior 0.2, 0.5, 0.3; abar = 0.64, so x_t = 0.8 x0 +
+    0.6 eps. At x_t = 0.3 each level's weight is prior * exp(-(0.3 - 0.8 v)^2 / 0.72).
+    A likelihood without the sqrt(abar) on the level, a variance of std instead of
+    std^2, or the prior's logits dropped, gives another mean."""
+    prior = [0.2, 0.5, 0.3]
+    weights = [
+        p * math.exp(-((0.3 - 0.8 * v) ** 2) / (2 * 0.36))
+        for p, v in zip(prior, (-1, 0, 1), strict=True)
+    ]
+    expected = (weights[2] - weights[0]) / sum(weights)
+    logits = torch.tensor(prior).log().reshape(1, 1, 3)
+    mean = level_posterior_mean(
+        torch.tensor([[0.3]]), torch.tensor([0]), torch.tensor([0.64]), logits
+    )
+    assert mean.item() == pytest.approx(expected, rel=1e-5)
+    # Noise far finer than the levels' gap: the mean is the nearest level, whatever the prior.
+    fine = torch.tensor([1 - 1e-6], dtype=torch.float64)
+    x_t = torch.tensor([[0.46, -0.52, 0.98]]) * math.sqrt(fine.item())
+    flat = torch.zeros(1, 3, 17)
+    rounded = level_posterior_mean(x_t, torch.tensor([0]), fine, flat)
+    assert torch.allclose(rounded, torch.tensor([[0.5, -0.5, 1.0]]), atol=1e-6)

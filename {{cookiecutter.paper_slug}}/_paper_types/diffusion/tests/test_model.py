@@ -10,6 +10,8 @@ from {{ cookiecutter.package_name }}.model import (
 def test_output_shape(model, batch, data_spec):
     outputs = model(batch["inputs"])
     assert outputs.shape == (len(batch["x0"]), data_spec["num_pixels"])
+    logits = model.level_logits(batch["inputs"])  # a prior over each pixel's 17 levels
+    assert logits.shape == (len(batch["x0"]), data_spec["num_pixels"], 17)
 
 
 def linear(n_in: int, n_out: int) -> int:
@@ -21,7 +23,7 @@ def expected_parameter_count(width: int, blocks: int, time_dim: int, use_time: b
     layer_norm = 2 * width
     time = linear(time_dim, width) + linear(width, width) if use_time else 0
     block = layer_norm + 2 * linear(width, width) + (linear(width, width) if use_time else 0)
-    return time + linear(64, width) + blocks * block + layer_norm + linear(width, 64)
+    return time + linear(64, width) + blocks * block + layer_norm + linear(width, 64 * 17)
 
 
 def test_parameter_count_matches_the_formula(cfg, data_spec):

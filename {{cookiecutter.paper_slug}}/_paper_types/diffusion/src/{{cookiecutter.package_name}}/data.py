@@ -15,6 +15,9 @@ sees {"x_t", "t"} and must predict eps. In the code the time step is an index
 0..T-1 into ``betas`` and ``alpha_bars``: index i is the paper's t = i + 1, and
 index 0 the least noisy step. The training noising here and the sampler in loss.py
 index the same tensors the same way (tests/test_diffusion_pitfalls.py checks it).
+So does the model's Bayes step, written here beside the process it inverts:
+``level_posterior_mean`` (E[x0 | x_t] when pixels are grey levels) and
+``noise_from_x0`` (the eps that noises a given x0 into x_t).
 
 Training draws t and eps afresh for every batch, in the batch transform and from the
 data generator, so that a resumed run draws what the uninterrupted one would.
@@ -120,11 +123,38 @@ def noised(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars) -
     return signal * x0 + noise_scale * noise
 
 
-def with_noise(x0: torch.Tensor, alpha_bars, generator: torch.Generator, max_step=None) -> dict:
-    """One example per image: t uniform in [0, max_step) (default: every step) and
-    eps ~ N(0, I), both drawn from ``generator`` (on the CPU, then moved)."""
-    high = len(alpha_bars) if max_step is None else max_step
-    t = torch.randint(high, (len(x0),), generator=generator).to(x0.device)
+def noise_from_x0(x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor, alpha_bars) -> torch.Tensor:
+    """The eps that makes ``noised(x0, t, eps) == x_t``: the noise a denoiser that
+    guesses x0 implies (noised is linear in eps)."""
+    mean = noised(x0, t, torch.zeros_like(x0), alpha_bars)
+    std = noised(torch.zeros_like(x0), t, torch.ones_like(x0), alpha_bars)
+    return (x_t - mean) / std
+
+
+def level_posterior_mean(
+    x_t: torch.Tensor, t: torch.Tensor, alpha_bars, prior_logits: torch.Tensor
+) -> torch.Tensor:
+    """E[x0 | x_t] per pixel when each pixel of x0 is one of the L grey levels:
+    Bayes' rule, prior times likelihood. ``prior_logits`` [B, P, L] are the log prior
+    of each level up to a constant (the model's guess; zeros: every level alike);
+    the likelihood of level v is q(x_t | x0 = v) = N(sqrt(abar_t) v, 1 - abar_t).
+    x_t [B, P], t [B] -> [B, P]."""
+    num_levels = prior_logits.size(-1)
+    levels = torch.linspace(-1, 1, num_levels, device=x_t.device, dtype=x_t.dtype)
+    signal = noised(torch.ones_like(x_t[:, :1]), t, torch.zeros_like(x_t[:, :1]), alpha_bars)
+    std = noised(torch.zeros_like(x_t[:, :1]), t, torch.ones_like(x_t[:, :1]), alpha_bars)
+    distance = (x_t.unsqueeze(-1) - signal.unsqueeze(-1) * levels) / std.unsqueeze(-1)
+    weights = torch.softmax(prior_logits - 0.5 * distance.pow(2), dim=-1)  # [B, P, L]
+    return (weights * levels).sum(dim=-1)
+
+
+def with_noise(
+    x0: torch.Tensor, alpha_bars, generator: torch.Generator, steps: tuple | None = None
+) -> dict:
+    """One example per image: t uniform in ``range(*steps)`` (default: every step)
+    and eps ~ N(0, I), both drawn from ``generator`` (on the CPU, then moved)."""
+    low, high = (0, len(alpha_bars)) if steps is None else steps
+    t = torch.randint(low, high, (len(x0),), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     return {"inputs": {"x_t": noised(x0, t, noise, alpha_bars), "t": t}, "noise": noise, "x0": x0}
 
@@ -174,13 +204,22 @@ def train_batches(cfg, split, batch_size: int, generator: torch.Generator, model
 
 
 def overfit_batch(cfg, split, n: int, generator: torch.Generator, model=None):
-    """``n`` examples for the overfit checks, at small time steps only (the first
-    1% of the T steps, at least the first).
+    """``n`` examples for the overfit checks, all at one time step drawn from T/50 to
+    T/5 (the paper's schedule: noise of std 0.08 to 0.6, the grey levels 0.125 apart).
 
-    At a large t, x_t is almost the noise itself (abar_T ~ 0), so predicting eps
-    there is nearly the identity map: a model that learned nothing about the images
-    would "memorise" such a batch. At a small t the noise is a tiny part of x_t, and
-    the examples can only be fitted by telling the images apart."""
+    Outside that band a batch is fitted without telling the images apart. At a
+    large t, x_t is almost the noise itself (abar_T ~ 0), so predicting eps is
+    nearly the identity map. At a small t the noise is finer than the gap between
+    grey levels, and the model's Bayes step (model.py) reads x0 off x_t by rounding
+    to the nearest level before it has learned anything. In the band neither
+    works, and an untrained model's squared error is ~0.75.
+
+    One t for all: the gauntlet's input baseline gives every probe example the
+    first one's t (gauntlet.one_condition), and an x_t noised at another t than
+    the model is told is no example of the forward process at all; its noise can
+    be out of reach of a model whose Bayes step believes the t it is given."""
     images = next(train_batches(cfg, split, n, generator, model))["x0"]
     alpha_bars = schedule(spec(cfg))["alpha_bars"]
-    return with_noise(images, alpha_bars, generator, max_step=max(1, cfg.num_steps // 100))
+    low = cfg.num_steps // 50
+    t = int(torch.randint(low, max(low + 1, cfg.num_steps // 5), (1,), generator=generator))
+    return with_noise(images, alpha_bars, generator, steps=(t, t + 1))

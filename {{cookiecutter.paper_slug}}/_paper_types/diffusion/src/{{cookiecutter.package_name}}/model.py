@@ -1,4 +1,5 @@
-"""Model: the noise predictor eps_theta(x_t, t) of DDPM (Ho et al., 2020), as an MLP.
+"""Model: the noise predictor eps_theta(x_t, t) of DDPM (Ho et al., 2020), as an MLP
+that knows the pixels are grey levels.
 
 The paper's network is a U-Net over 32x32 images; for 8x8 digits (64 numbers) a
 residual MLP does the same job at a fraction of the cost. What it keeps from the
@@ -8,15 +9,30 @@ paper is how the time step enters:
     e = Linear(SiLU(Linear(e)))               a small MLP on it
     h = Linear(x_t)
     h = h + Linear(SiLU(Linear(SiLU(LayerNorm(h))) + Linear(e)))   per residual block
-    eps_hat = Linear(SiLU(LayerNorm(h)))
+    logits = Linear(SiLU(LayerNorm(h)))       [B, 64, 17]: a prior over each pixel's level
 
 Every block is told t: one network serves all T noise levels, and what it must
 remove from x_t depends on how much noise t put there. With t ignored (a constant
 embedding, or ``use_time: false``, the ablation) it can only guess the noise level
 from x_t itself.
 
-The output layer starts small, so that the untrained prediction is ~0 and the loss
-starts at E[eps^2] = 1 (tests/test_init.py).
+Why the output is a prior over grey levels and not eps itself: the digits have 17
+levels 1/8 apart, and the paper's schedule starts with noise of std 0.01. Below a
+std of ~0.06, x_t sits next to the level x0 came from, and the right eps is
+(x_t - sqrt(abar_t) * nearest level) / sqrt(1 - abar_t): a sawtooth in x_t with a
+slope of up to 100, which an MLP predicting eps directly does not learn. Measured:
+its bound was 4.14 bits per pixel, worse than uniform pixels (log2 17 = 4.09), and
+2.6 of those bits came from the first 20 of the 1000 steps, where the exact
+denoiser of independent pixels spends 1.1. (The paper's 256 levels of CIFAR10
+are 0.008 apart, finer than its first noise step, so it never meets the sawtooth.)
+Here Bayes' rule does the rounding exactly (data.level_posterior_mean): the
+network's logits times each level's Gaussian likelihood q(x_t | x0 = level) give
+E[x0 | x_t], and the predicted noise is the eps that noises that x0 into x_t. The
+network's part is what Bayes' rule cannot know: which levels are likely, given the
+rest of the image. It is still trained on L_simple and still predicts eps.
+
+The output layer starts small, so that the untrained logits are ~0 (every level
+alike) and the loss at init is that of the uniform prior (tests/test_init.py).
 """
 
 from __future__ import annotations
@@ -27,6 +43,8 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 from torch import nn
+
+from .data import level_posterior_mean, noise_from_x0, schedule
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -60,7 +78,10 @@ class Denoiser(nn.Module):
         # The sizes and the noise schedule the model is trained for: summarise()
         # samples with them after training, and it is handed the model, not the config.
         self.data_spec = dict(data_spec)
-        num_pixels = data_spec["num_pixels"]
+        num_pixels, self.num_levels = data_spec["num_pixels"], data_spec["num_levels"]
+        # The forward process the Bayes step inverts: a float64 table, not a buffer
+        # (not in the state dict, not cast by .to(dtype)); moved where it is used.
+        self.alpha_bars = schedule(data_spec)["alpha_bars"]
         self.time_dim = time_dim if use_time else 0
         self.time_mlp = (
             nn.Sequential(nn.Linear(time_dim, width), nn.SiLU(), nn.Linear(width, width))
@@ -72,19 +93,26 @@ class Denoiser(nn.Module):
             ResidualBlock(width, width if use_time else None) for _ in range(num_blocks)
         )
         self.out_norm = nn.LayerNorm(width)
-        self.out = nn.Linear(width, num_pixels)
+        self.out = nn.Linear(width, num_pixels * self.num_levels)
         nn.init.normal_(self.out.weight, std=0.001)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """{"x_t": [B, num_pixels] float, "t": [B] int64} -> eps_hat [B, num_pixels]."""
+    def level_logits(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The network's prior over each pixel's grey level, [B, num_pixels, levels]."""
         time = None
         if self.time_mlp is not None:
             time = self.time_mlp(timestep_embedding(inputs["t"], self.time_dim))
         h = self.inp(inputs["x_t"])
         for block in self.blocks:
             h = block(h, time)
-        return self.out(torch.nn.functional.silu(self.out_norm(h)))
+        logits = self.out(torch.nn.functional.silu(self.out_norm(h)))
+        return logits.reshape(*inputs["x_t"].shape, self.num_levels)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """{"x_t": [B, num_pixels] float, "t": [B] int64} -> eps_hat [B, num_pixels]."""
+        x_t, t = inputs["x_t"], inputs["t"]
+        x0_hat = level_posterior_mean(x_t, t, self.alpha_bars, self.level_logits(inputs))
+        return noise_from_x0(x_t, t, x0_hat, self.alpha_bars)
 
 
 @dataclass
