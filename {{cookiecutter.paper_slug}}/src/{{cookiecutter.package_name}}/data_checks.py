@@ -1,7 +1,8 @@
 """Checks of the real data path: the batches training draws, the splits evaluation reads.
 
-The overfit, gradient and init checks look at probe batches (``overfit_batch``).
-These bugs live on the path training really takes, pass every probe check, and
+The overfit checks look at probe batches (``overfit_batch``), the gradient and init
+checks at one batch. These bugs live on the path training really takes, over many
+batches and the splits, pass those checks, and
 were each seen in real reproductions:
 
 - a replay sampler that returns one transition for the whole batch (training still
