@@ -2,9 +2,10 @@
 
 The template keeps what differs between paper types in one place per type:
 ``_paper_types/<type>/`` mirrors the project tree (data.py, model.py, loss.py, their
-configs and pitfall tests). Here the chosen type's files are moved into place and
-every template-internal folder (a top-level name starting with ``_``) is removed,
-so the baked project holds only its own type's code.
+configs and pitfall tests); ``_paper_types/_shared/`` holds code that several types
+include into their own files when rendered. Here the chosen type's files are moved
+into place and every template-internal folder (a top-level name starting with
+``_``) is removed, so the baked project holds only its own type's code.
 
 Re-running it (cruft re-runs hooks) finds nothing left to move and changes nothing.
 """
