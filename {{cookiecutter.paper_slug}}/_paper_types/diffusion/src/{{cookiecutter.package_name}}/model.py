@@ -13,8 +13,8 @@ paper is how the time step enters:
 
 Every block is told t: one network serves all T noise levels, and what it must
 remove from x_t depends on how much noise t put there. With t ignored (a constant
-embedding, or ``use_time: false``, the ablation) it can only guess the noise level
-from x_t itself.
+embedding, or ``use_time: false``, the ablation) the network can only guess the
+noise level from x_t itself (the Bayes step after it still knows t).
 
 Why the output is a prior over grey levels and not eps itself: the digits have 17
 levels 1/8 apart, and the paper's schedule starts with noise of std 0.01. Below a
@@ -25,11 +25,12 @@ its bound was 4.14 bits per pixel, worse than uniform pixels (log2 17 = 4.09), a
 2.6 of those bits came from the first 20 of the 1000 steps, where the exact
 denoiser of independent pixels spends 1.1. (The paper's 256 levels of CIFAR10
 are 0.008 apart, finer than its first noise step, so it never meets the sawtooth.)
-Here Bayes' rule does the rounding exactly (data.level_posterior_mean): the
-network's logits times each level's Gaussian likelihood q(x_t | x0 = level) give
-E[x0 | x_t], and the predicted noise is the eps that noises that x0 into x_t. The
-network's part is what Bayes' rule cannot know: which levels are likely, given the
-rest of the image. It is still trained on L_simple and still predicts eps.
+Here Bayes' rule does the rounding exactly (data.level_posterior_mean): the prior
+the network's logits give, times each level's Gaussian likelihood q(x_t | x0 =
+level), gives E[x0 | x_t], and the predicted noise is the eps that noises that x0
+into x_t. The network's part is what Bayes' rule cannot know: which levels are
+likely, given the rest of the image. It is still trained on L_simple and still
+predicts eps.
 
 The output layer starts small, so that the untrained logits are ~0 (every level
 alike) and the loss at init is that of the uniform prior (tests/test_init.py).
