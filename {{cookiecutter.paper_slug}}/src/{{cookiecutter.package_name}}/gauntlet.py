@@ -601,7 +601,9 @@ def input_baseline_check(setup: Setup) -> Check:
         measured,
         "real inputs memorised, zeroed inputs not in twice those steps",
         "zeroed inputs doing as well: the model ignores its input (or the targets are "
-        "in it); real inputs failing too: see overfit",
+        "in it); real inputs failing too: see overfit, and if the overfit rows pass, the "
+        "probe given the first example's integer inputs (one_condition) is no longer "
+        "made of examples (x_t noised at another t): draw overfit_batch at one condition",
     )
 
 
