@@ -94,23 +94,28 @@ def load_images() -> torch.Tensor:
     return pixels / (PIXEL_MAX / 2) - 1
 
 
-def noised(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars) -> torch.Tensor:
-    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps: q(x_t | x0) in closed form.
+def forward_coefficients(t: torch.Tensor, alpha_bars, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """sqrt(abar_t) and sqrt(1 - abar_t) per row of t, [B, 1] float32 each on ``device``.
 
-    The two coefficients are computed in float64 and only then rounded: 1 - abar_t
-    in float32 has a relative error of ~1e-4 at the first step (abar_1 = 0.9999)."""
+    Computed in float64 and only then rounded: 1 - abar_t in float32 has a relative
+    error of ~1e-4 at the first step (abar_1 = 0.9999)."""
     alpha_bars = alpha_bars.cpu().double()
-    signal = alpha_bars.sqrt().float().to(x0.device)[t].unsqueeze(1)
-    noise_scale = (1 - alpha_bars).sqrt().float().to(x0.device)[t].unsqueeze(1)
+    signal = alpha_bars.sqrt().float().to(device)[t].unsqueeze(1)
+    noise_scale = (1 - alpha_bars).sqrt().float().to(device)[t].unsqueeze(1)
+    return signal, noise_scale
+
+
+def noised(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars) -> torch.Tensor:
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps: q(x_t | x0) in closed form."""
+    signal, noise_scale = forward_coefficients(t, alpha_bars, x0.device)
     return signal * x0 + noise_scale * noise
 
 
 def noise_from_x0(x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor, alpha_bars) -> torch.Tensor:
     """The eps that makes ``noised(x0, t, eps) == x_t``: the noise a denoiser that
-    guesses x0 implies (noised is linear in eps)."""
-    mean = noised(x0, t, torch.zeros_like(x0), alpha_bars)
-    std = noised(torch.zeros_like(x0), t, torch.ones_like(x0), alpha_bars)
-    return (x_t - mean) / std
+    guesses x0 implies."""
+    signal, noise_scale = forward_coefficients(t, alpha_bars, x_t.device)
+    return (x_t - signal * x0) / noise_scale
 
 
 def level_posterior_mean(
@@ -123,9 +128,8 @@ def level_posterior_mean(
     x_t [B, P], t [B] -> [B, P]."""
     num_levels = prior_logits.size(-1)
     levels = torch.linspace(-1, 1, num_levels, device=x_t.device, dtype=x_t.dtype)
-    signal = noised(torch.ones_like(x_t[:, :1]), t, torch.zeros_like(x_t[:, :1]), alpha_bars)
-    std = noised(torch.zeros_like(x_t[:, :1]), t, torch.ones_like(x_t[:, :1]), alpha_bars)
-    distance = (x_t.unsqueeze(-1) - signal.unsqueeze(-1) * levels) / std.unsqueeze(-1)
+    signal, noise_scale = forward_coefficients(t, alpha_bars, x_t.device)
+    distance = (x_t.unsqueeze(-1) - signal.unsqueeze(-1) * levels) / noise_scale.unsqueeze(-1)
     weights = torch.softmax(prior_logits - 0.5 * distance.pow(2), dim=-1)  # [B, P, L]
     return (weights * levels).sum(dim=-1)
 

@@ -184,6 +184,7 @@ def variational_bound(
     about ``rows`` per forward pass."""
     sched = schedule(data_spec)
     num_steps, n = len(sched["betas"]), len(x0)
+    variances = reverse_variance(sched)  # p_theta's, per step: the sampler's sigma_t^2
     abar_last = sched["alpha_bars"][-1].item()
     prior = gaussian_kl(math.sqrt(abar_last) * x0, 1 - abar_last, torch.zeros_like(x0), 1.0)
     diffusion = torch.zeros(n, dtype=torch.float64, device=x0.device)
@@ -194,9 +195,9 @@ def variational_bound(
         noise = torch.randn(images.shape, generator=generator).to(x0.device)
         x_t = noised(images, t.to(x0.device), noise, sched["alpha_bars"])
         mean_p = reverse_mean(sched, x_t, t, model({"x_t": x_t, "t": t.to(x0.device)}))
-        variance_p = per_row(reverse_variance(sched), t, x_t)  # the sampler's sigma_t^2
+        variance_p = per_row(variances, t, x_t)
         if first == 0:  # the first n rows are step 0: the decoder, L_0
-            decoder = discretised_nll(x0, mean_p[:n], math.sqrt(reverse_variance(sched)[0].item()))
+            decoder = discretised_nll(x0, mean_p[:n], math.sqrt(variances[0].item()))
             t, images, x_t, mean_p, variance_p = (
                 v[n:] for v in (t, images, x_t, mean_p, variance_p)
             )
