@@ -215,6 +215,21 @@ def init_distributed(device_name: str = "auto") -> Distributed:
     return Distributed(rank, world_size, local_rank)
 
 
+def leave_distributed(ddp: Distributed) -> None:
+    """Close the process group once every process has reached this point.
+
+    The barrier means no process is still inside a collective when another one
+    closes its connections. Call it after dropping every other reference to the
+    group (the DistributedDataParallel wrapper holds one): gloo's worker threads are
+    then stopped here, in order, rather than whenever the garbage collector reaches
+    the wrapper, which can be during interpreter exit.
+    """
+    if ddp.world_size == 1:
+        return
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def shard(batch: dict, ddp: Distributed) -> dict:
     """This rank's share of a global batch: every rank draws the same global batch
     (same seed, same generator) and keeps every world_size-th example from its rank.

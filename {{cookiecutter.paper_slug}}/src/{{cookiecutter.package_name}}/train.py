@@ -55,6 +55,7 @@ from .optim import WeightAverage, build_optimizer, build_schedule, check_keys, s
 from .runtime import (
     Distributed,
     init_distributed,
+    leave_distributed,
     make_deterministic,
     map_tensors,
     micro_batches,
@@ -442,7 +443,8 @@ class StallWatch:
         self.name = getattr(batches, "__qualname__", type(batches).__qualname__)
         self.waiting_since: float | None = None
         self._stopped = threading.Event()
-        threading.Thread(target=self._watch, name="stall-watch", daemon=True).start()
+        self._thread = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
+        self._thread.start()
 
     def _watch(self) -> None:
         warned_about = None
@@ -461,7 +463,9 @@ class StallWatch:
                 warned_about = since
 
     def stop(self) -> None:
+        """Ends the thread now, so that none is left running at interpreter exit."""
         self._stopped.set()
+        self._thread.join()
 
 
 def log_training(run: Run, metrics_log: MetricsLog | None, grad_norm, lr: float) -> None:
@@ -508,8 +512,8 @@ def finish_run(run: Run, train_seconds: float, eval_seconds: float) -> float:
     """After the last step: metrics.json (final validation metrics, the paper type's
     summary, timings) and training_curves.png; returns the headline metric."""
     agree = ranks_agree(run.model, run.ddp)  # every process takes part in this check
-    if run.ddp.world_size > 1:
-        torch.distributed.destroy_process_group()
+    run.step_model = run.model  # lets go of the DDP wrapper's hold on the process group
+    leave_distributed(run.ddp)
     if not run.ddp.is_main:
         return run.val.get(HEADLINE_METRIC, float("nan"))
     # The paper type's own look at the result (sample outputs, pictures, split-wide
