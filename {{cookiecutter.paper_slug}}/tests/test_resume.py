@@ -176,12 +176,14 @@ def test_sigkill_then_the_same_command_with_resume_matches_an_uninterrupted_run(
 ):
     """The real thing: the command line, a SIGKILL at a random-ish step, a restart.
     The run that is killed is a process of its own; the uninterrupted run and the
-    restart run in this process (conftest.run_train_command)."""
+    restart run in this process (conftest.run_train_command). The tiny experiment:
+    what is tested is the command line and the checkpoint, not the model."""
 
     def arguments(run_dir, *extra):
         return [
-            "trainer.max_steps=40", "trainer.eval_every=5", "trainer.log_every=5",
-            "trainer.tensorboard=false", "trainer.plot=false", f"hydra.run.dir={run_dir}", *extra,
+            "experiment=tiny", "trainer.max_steps=40", "trainer.eval_every=5",
+            "trainer.log_every=5", "trainer.tensorboard=false", "trainer.plot=false",
+            f"hydra.run.dir={run_dir}", *extra,
         ]  # fmt: skip
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
