@@ -36,9 +36,7 @@ def test_a_sign_flipped_loss_fails_the_gauntlet_with_hints(quick_cfg, tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_model_that_ignores_its_input_fails_the_input_baseline(
-    quick_cfg, tmp_path, monkeypatch
-):
+def test_a_model_that_ignores_its_input_fails_the_input_baseline(quick_cfg, tmp_path, monkeypatch):
     """A blind model computes the same with real and with zeroed inputs, so both rows
     fail it at any model size and any number of steps: the small model and 20 steps
     give the verdict that the example would (which passes both rows: the gauntlet
