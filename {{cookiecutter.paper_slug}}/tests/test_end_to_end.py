@@ -8,6 +8,7 @@ tests and the template's own tests run it in a new process too.
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -72,6 +73,15 @@ def test_training_writes_metrics_and_checkpoint(run_dir):
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == STEPS
     assert state["config"]["trainer"]["max_steps"] == STEPS
+
+
+def test_an_evaluation_before_the_first_logged_loss_shows_no_nan(quick_cfg, tmp_path, caplog):
+    # eval_every < log_every: the first validation comes before any mean training loss.
+    with caplog.at_level(logging.INFO):
+        train_module.train(quick_cfg("trainer.eval_every=2", "trainer.log_every=4"), tmp_path)
+    lines = {r.getMessage().split(" |")[0]: r.getMessage() for r in caplog.records}
+    assert "| train loss - |" in lines["step 2"]  # not "nan", which reads like divergence
+    assert "| train loss - |" not in lines["step 4"]  # a number once a window has closed
 
 
 @pytest.mark.slow  # matplotlib: ~0.5 s to import, as long again to draw

@@ -166,7 +166,7 @@ class Run:
     step: int = 0
     best: float | None = None  # best validation headline so far (best.pt holds it)
     val: dict = field(default_factory=dict)  # the latest validation metrics
-    train_loss: float = float("nan")  # mean training loss over the last log window
+    train_loss: float | None = None  # mean training loss over the last log window
     # Summed on the device and read back only at log time: .item() every step
     # would force the host to wait for the accelerator each iteration.
     loss_sum: torch.Tensor | None = None
@@ -494,9 +494,10 @@ def evaluate_and_checkpoint(run: Run, metrics_log: MetricsLog, batch_size: int) 
     run.val = evaluate(run.evaluated_model, run.splits["val"], batch_size, run.config)
     metrics_log.write({"step": run.step, **prefixed("val", run.val)})
     weights = "" if run.ema is None else " (EMA weights)"
-    log.info(
-        "step %d | train loss %.4f | val%s %s", run.step, run.train_loss, weights, _fmt(run.val)
-    )
+    # Before the first log window closes (eval_every < log_every) there is no mean
+    # yet: "-", not a NaN that reads like divergence.
+    loss = "-" if run.train_loss is None else f"{run.train_loss:.4f}"
+    log.info("step %d | train loss %s | val%s %s", run.step, loss, weights, _fmt(run.val))
     improved = run.best is None or is_better(run.val[HEADLINE_METRIC], run.best)
     if improved:
         run.best = run.val[HEADLINE_METRIC]
