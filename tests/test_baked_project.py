@@ -72,7 +72,9 @@ def test_baked_slow_tests_pass(installed):
     project, python = installed
     is_default_type = (project / "tests" / "test_transformer_pitfalls.py").is_file()
     skip = [] if is_default_type else ["-k", "not compile and not sweep and not submitit"]
-    command = [str(python), "-m", "pytest", "-q", "-m", "slow", "-p", "no:cacheprovider", *skip]
+    # -n auto: as the README runs them, a process per core (and proof that they can).
+    command = [str(python), "-m", "pytest", "-q", "-m", "slow", "-n", "auto", *skip]
+    command += ["-p", "no:cacheprovider"]
     result = run(command, cwd=project)
     assert re.search(r"[1-9]\d* passed", result.stdout), result.stdout[-2000:]
     assert "failed" not in result.stdout.strip().splitlines()[-1]
