@@ -29,7 +29,11 @@ def run(command: list[str], cwd: Path, timeout: int = 600, extra_env=None) -> su
     return result
 
 
-@pytest.fixture(scope="module", params=PAPER_TYPES)
+# One xdist group per paper type: under `pytest -n` (the template's addopts) every
+# test of a type runs in one worker, which bakes and installs that type once.
+@pytest.fixture(
+    scope="module", params=[pytest.param(t, marks=pytest.mark.xdist_group(t)) for t in PAPER_TYPES]
+)
 def baked(request, cookies_session):
     return bake_ok(cookies_session, paper_type=request.param)
 
@@ -88,8 +92,11 @@ def test_baked_project_lints_clean(installed):
 
 def test_precommit_passes_on_a_fresh_project_without_changing_it(baked, tmp_path_factory):
     # Exactly what a user does first: git init, pre-commit run --all-files.
-    # PRE_COMMIT_HOME is shared across types so each hook environment installs once.
-    home = tmp_path_factory.getbasetemp() / "pre-commit-home"
+    # PRE_COMMIT_HOME is shared across types so each hook environment installs once:
+    # under xdist, above the workers' own temporary directories (pre-commit locks
+    # its store while it installs).
+    base = tmp_path_factory.getbasetemp()
+    home = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "pre-commit-home"
     project = tmp_path_factory.mktemp("precommit") / baked.name
     shutil.copytree(baked, project)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
