@@ -8,6 +8,7 @@ import torch
 from {{ cookiecutter.package_name }}.data import (
     IGNORE,
     SPLITS,
+    _distinct_rows,
     build_splits,
     separator,
 )
@@ -48,6 +49,17 @@ def test_same_seed_same_data_other_seed_other_data(cfg):
     for name in SPLITS:
         assert torch.equal(again[name]["inputs"], build_splits(cfg.data)[name]["inputs"])
     assert not torch.equal(again["train"]["inputs"], other["train"]["inputs"])
+
+
+@pytest.mark.parametrize(("base", "length"), [(3, 4), (10, 18), (16, 16)])
+def test_distinct_rows_are_unique_over_rows(base, length):
+    # The fast path reads rows as base-`base` numbers (10**18 still fits an int64);
+    # 16**16 does not, and takes the slow path. Both must give torch.unique's rows
+    # in its order: the splits, and so every reference number, depend on it.
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randint(base, (500, length), generator=generator)
+    rows = torch.cat([rows, rows[:100]])  # duplicates to drop
+    assert torch.equal(_distinct_rows(rows, base), torch.unique(rows, dim=0))
 
 
 def test_splits_share_no_sequence(splits):

@@ -79,12 +79,25 @@ def _unique_sequences(cfg, count: int) -> torch.Tensor:
         )
     seqs = torch.empty(0, cfg.seq_len, dtype=torch.long)
     while len(seqs) < count:
-        # Oversample, then drop duplicates. torch.unique sorts the rows, so shuffle
+        # Oversample, then drop duplicates. Distinct rows come back sorted, so shuffle
         # afterwards with the same generator to keep the order random but seeded.
         draw = torch.randint(cfg.num_symbols, (2 * count, cfg.seq_len), generator=generator)
-        seqs = torch.unique(torch.cat([seqs, draw]), dim=0)
+        seqs = _distinct_rows(torch.cat([seqs, draw]), cfg.num_symbols)
     order = torch.randperm(len(seqs), generator=generator)[:count]
     return seqs[order]
+
+
+def _distinct_rows(seqs: torch.Tensor, base: int) -> torch.Tensor:
+    """``torch.unique(seqs, dim=0)``: the distinct rows, in lexicographic order.
+    Each row read as a number in base ``base`` sorts the same way, and unique on
+    those numbers takes ~10 ms where unique over rows takes ~120 ms (every run and
+    many tests build the splits). Rows too long for an int64 number use rows."""
+    length = seqs.shape[1]
+    if base**length >= 2**63:
+        return torch.unique(seqs, dim=0)
+    place = base ** torch.arange(length - 1, -1, -1)  # most significant digit first
+    numbers = torch.unique((seqs * place).sum(dim=1))  # sorted
+    return numbers[:, None] // place % base
 
 
 def encode(cfg, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
