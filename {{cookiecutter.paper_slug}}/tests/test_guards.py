@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 import {{ cookiecutter.package_name }}.train as train_module
 from {{ cookiecutter.package_name }}.ckpt import (
@@ -95,6 +96,21 @@ def test_anomaly_mode_names_the_operation(quick_cfg, tmp_path, monkeypatch):
 def test_a_misspelt_key_or_wrong_type_fails_when_the_config_is_composed(override):
     with pytest.raises(ConfigCompositionException):
         compose_config(override)
+
+
+def test_the_tests_quick_configs_are_what_hydra_composes(quick_cfg):
+    # quick_cfg sets value overrides on a copy rather than composing anew (conftest):
+    # the result must be Hydra's, types included (json tells 5 from 5.0). A group
+    # choice, here the default ablation, makes it compose.
+    values = ("seed=3", "trainer.max_steps=5", "trainer.ema_decay=0.9", "optim.lr=1e-2",
+              "trainer.resume=true", "optim.grad_clip=null")  # fmt: skip
+    copied = OmegaConf.to_container(quick_cfg(*values), resolve=True, enum_to_str=True)
+    composed = OmegaConf.to_container(
+        quick_cfg(*values, "ablation=none"), resolve=True, enum_to_str=True
+    )
+    assert json.dumps(copied, sort_keys=True) == json.dumps(composed, sort_keys=True)
+    with pytest.raises(ConfigCompositionException):
+        quick_cfg("trainer.max_steps=abc")  # as the command line would fail
 
 
 def test_a_config_the_code_cannot_run_fails_in_one_line(tmp_path, run_train_command):
