@@ -1,4 +1,4 @@
-"""Speed switches (bf16 autocast, torch.compile) and data-parallel training."""
+"""Speed switches (bf16 autocast, torch.compile, CPU threads) and data-parallel training."""
 
 from __future__ import annotations
 
@@ -18,12 +18,37 @@ from {{ cookiecutter.package_name }}.ckpt import (
 from {{ cookiecutter.package_name }}.runtime import (
     Distributed,
     named_tensors,
+    pick_num_threads,
     plain,
     shard,
 )
 from {{ cookiecutter.package_name }}.schema import (
     compose_config,
 )
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "processes", "torch_default", "expected"),
+    [
+        (8, 0.0, 1, 8, 8),  # idle: torch's own default, a thread per core
+        (8, 6.2, 1, 8, 2),  # six cores busy: the two left
+        (2, 2.0, 1, 2, 1),  # every core busy: still one thread
+        (8, 0.0, 4, 8, 2),  # torchrun, four processes on this machine: a quarter each
+        (8, 7.6, 4, 8, 1),
+        (8, 0.0, 1, 4, 4),  # never more than torch's default
+    ],
+)
+def test_automatic_cpu_threads_take_the_cores_left_idle(
+    monkeypatch, cores, load, processes, torch_default, expected
+):
+    # A thread per core on a busy machine makes a small model 10-20x slower (README,
+    # CPU threads): trainer.num_threads=null takes what the load average leaves idle.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: torch_default)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(processes))
+    assert pick_num_threads(None, Distributed())[0] == expected
+    assert pick_num_threads(3, Distributed())[0] == 3  # a number is used as is
 
 
 def final_weights(run_dir) -> dict[str, torch.Tensor]:
