@@ -44,7 +44,6 @@ QUICK_RUN = (
     "trainer.tensorboard=false",
     "trainer.plot=false",  # matplotlib would take most of a run this short
 )
-_ABSENT = object()
 
 
 @pytest.fixture(scope="session")
@@ -162,9 +161,11 @@ def _sets_a_value(cfg, override) -> bool:
     (not a config group, a ``+``/``~`` edit, a package or a sweep)."""
     if override.type != OverrideType.CHANGE or override.package or override.is_sweep_override():
         return False
-    if OmegaConf.select(cfg, override.key_or_group, default=_ABSENT) is _ABSENT:
-        return False
-    return not OmegaConf.is_config(OmegaConf.select(cfg, override.key_or_group))
+    value = OmegaConf.select(cfg, override.key_or_group, default=_ABSENT)
+    return value is not _ABSENT and not OmegaConf.is_config(value)
+
+
+_ABSENT = object()  # OmegaConf.select's answer for a key the config does not have
 
 
 @pytest.fixture(scope="session")
