@@ -7,8 +7,8 @@ needs the other's internals: ``optim=rmsprop schedule=constant`` just works.
 
 Optimisers are torch.optim's, except the default AdamW on a CPU or Apple GPU,
 written out below. Creating any ``torch.optim`` optimiser imports
-``torch._dynamo`` (~1.5 s on a laptop CPU), which nearly doubles the start-up of
-a short run and of every test that trains; this AdamW is 40 lines, and
+``torch._dynamo`` (~0.8 s on 2 CPU cores), which makes the start-up of a short
+run 1.6x as long, and of every test that trains; this AdamW is 40 lines, and
 ``tests/test_optim.py`` checks it against torch's own AdamW arithmetic step for
 step. On CUDA every optimiser is torch.optim's with its fused (or multi-tensor
 "foreach") kernels: a Python loop over parameters launches several small kernels
