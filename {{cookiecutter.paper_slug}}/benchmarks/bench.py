@@ -246,11 +246,9 @@ def main() -> None:
             ratio = over_torch_import(command, args.repeats, torch_times)
             # A third of `python -c "import torch"` is the garbage collector's, which
             # the package's __init__.py avoids: against the same import without it,
-            # the figure shows what Hydra, the config and the first steps add.
-            frozen_times: list[float] = []
-            structural = over_torch_import(
-                command, args.repeats, frozen_times, baseline=IMPORT_TORCH_FROZEN
-            )
+            # the figure shows what Hydra, the config and the first step add. (Its
+            # import timings are not the reference row's: a throwaway list.)
+            structural = over_torch_import(command, args.repeats, [], IMPORT_TORCH_FROZEN)
             # One logged loss draws no curve; two do: what a real run pays at its end.
             plotted = [*command[:3], "trainer.max_steps=2", "trainer.log_every=1", *command[4:]]
             with_plot = over_torch_import(plotted, args.repeats, torch_times)
