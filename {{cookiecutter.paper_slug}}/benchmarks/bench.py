@@ -46,33 +46,35 @@ from pathlib import Path
 import torch
 
 import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }}.configs.schema import (
+    compose_config,
+)
 from {{ cookiecutter.package_name }}.data import (
     build_splits,
     spec,
     train_batches,
+)
+from {{ cookiecutter.package_name }}.engine.batches import (
+    map_tensors,
+    micro_batches,
+)
+from {{ cookiecutter.package_name }}.engine.optim import (
+    build_optimizer,
+    build_schedule,
+    set_lr,
+)
+from {{ cookiecutter.package_name }}.engine.runtime import (
+    Distributed,
+    pick_device,
+    pick_num_threads,
+    plain,
+    seed_everything,
 )
 from {{ cookiecutter.package_name }}.loss import (
     loss_fn,
 )
 from {{ cookiecutter.package_name }}.model import (
     build_model,
-)
-from {{ cookiecutter.package_name }}.optim import (
-    build_optimizer,
-    build_schedule,
-    set_lr,
-)
-from {{ cookiecutter.package_name }}.runtime import (
-    Distributed,
-    map_tensors,
-    micro_batches,
-    pick_device,
-    pick_num_threads,
-    plain,
-    seed_everything,
-)
-from {{ cookiecutter.package_name }}.schema import (
-    compose_config,
 )
 from {{ cookiecutter.package_name }}.train import (
     train,
@@ -214,6 +216,61 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def loop_rows(seconds: float, repeats: int) -> list[tuple]:
+    """The loop's speed against a hand-written loop, for the example and its recipes."""
+    rows = []
+    loops = [
+        ("example", []),
+        ("tiny model", ["experiment=tiny"]),
+        # The recipe's choices must not cost speed either.
+        ("example, optim=sgd", ["optim=sgd"]),
+        ("example, grad_accum_steps=2", ["trainer.grad_accum_steps=2"]),
+    ]
+    for label, overrides in loops:
+        ratio = loop_efficiency(overrides, seconds, repeats)
+        rows.append((f"loop efficiency, {label}", ratio, ">= 0.95", ratio >= 0.95))
+    return rows
+
+
+def startup_rows(repeats: int, torch_times: list[float]) -> list[tuple]:
+    """A 1-step training command's wall time against `import torch`."""
+    python, rows = sys.executable, []
+    with tempfile.TemporaryDirectory() as run_dir:
+        module = f"{package.__name__}.train"
+        command = [python, "-m", module, "trainer.max_steps=1", f"hydra.run.dir={run_dir}"]
+        ratio = over_torch_import(command, repeats, torch_times)
+        # A third of `python -c "import torch"` is the garbage collector's, which
+        # the package's __init__.py avoids: against the same import without it,
+        # the figure shows what Hydra, the config and the first step add. (Its
+        # import timings are not the reference row's: a throwaway list.)
+        structural = over_torch_import(command, repeats, [], IMPORT_TORCH_FROZEN)
+        # One logged loss draws no curve; two do: what a real run pays at its end.
+        plotted = [*command[:3], "trainer.max_steps=2", "trainer.log_every=1", *command[4:]]
+        with_plot = over_torch_import(plotted, repeats, torch_times)
+    rows.append(("start-up / import torch", ratio, "<= 1.5", ratio <= 1.5))
+    rows.append(("start-up / import torch, collector frozen", structural, "reported", True))
+    rows.append(("2 steps + training_curves.png / import torch", with_plot, "reported", True))
+    return rows
+
+
+def test_rows(repeats: int, torch_times: list[float]) -> list[tuple]:
+    """The test suites' wall times against `import torch`."""
+    python, rows = sys.executable, []
+    pytest = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    default = over_torch_import(pytest, repeats, torch_times)
+    rows.append(("default tests / import torch", default, "<= 6", default <= 6))
+    # The whole suite takes about a minute: at most 3 repeats. Most slow tests
+    # wait on a Python of their own (a training command, a sweep, torchrun),
+    # so the README runs them a process per core (pytest-xdist).
+    whole = [*pytest, "-m", "not checkpoints"]
+    parallel = [*whole, "-n", "auto"]
+    everything = over_torch_import(parallel, min(repeats, 3), torch_times)
+    rows.append(("all tests -n auto / import torch", everything, "<= 30", everything <= 30))
+    serial = over_torch_import(whole, min(repeats, 2), torch_times)
+    rows.append(("all tests, one process / import torch", serial, "reported", True))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmarks of the baked project.")
     parser.add_argument("--repeats", type=int, default=5)
@@ -224,50 +281,15 @@ def main() -> None:
         "--skip", nargs="*", default=[], choices=["loop", "startup", "tests", "gpu"]
     )
     args = parser.parse_args()
-    python = sys.executable
     rows = []  # (figure, value, target description, passed)
 
     if "loop" not in args.skip:
-        loops = [
-            ("example", []),
-            ("tiny model", ["experiment=tiny"]),
-            # The recipe's choices must not cost speed either.
-            ("example, optim=sgd", ["optim=sgd"]),
-            ("example, grad_accum_steps=2", ["trainer.grad_accum_steps=2"]),
-        ]
-        for label, overrides in loops:
-            ratio = loop_efficiency(overrides, args.seconds, args.repeats)
-            rows.append((f"loop efficiency, {label}", ratio, ">= 0.95", ratio >= 0.95))
+        rows += loop_rows(args.seconds, args.repeats)
     torch_times: list[float] = []
     if "startup" not in args.skip:
-        with tempfile.TemporaryDirectory() as run_dir:
-            module = f"{package.__name__}.train"
-            command = [python, "-m", module, "trainer.max_steps=1", f"hydra.run.dir={run_dir}"]
-            ratio = over_torch_import(command, args.repeats, torch_times)
-            # A third of `python -c "import torch"` is the garbage collector's, which
-            # the package's __init__.py avoids: against the same import without it,
-            # the figure shows what Hydra, the config and the first step add. (Its
-            # import timings are not the reference row's: a throwaway list.)
-            structural = over_torch_import(command, args.repeats, [], IMPORT_TORCH_FROZEN)
-            # One logged loss draws no curve; two do: what a real run pays at its end.
-            plotted = [*command[:3], "trainer.max_steps=2", "trainer.log_every=1", *command[4:]]
-            with_plot = over_torch_import(plotted, args.repeats, torch_times)
-        rows.append(("start-up / import torch", ratio, "<= 1.5", ratio <= 1.5))
-        rows.append(("start-up / import torch, collector frozen", structural, "reported", True))
-        rows.append(("2 steps + training_curves.png / import torch", with_plot, "reported", True))
+        rows += startup_rows(args.repeats, torch_times)
     if "tests" not in args.skip:
-        pytest = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        default = over_torch_import(pytest, args.repeats, torch_times)
-        rows.append(("default tests / import torch", default, "<= 6", default <= 6))
-        # The whole suite takes about a minute: at most 3 repeats. Most slow tests
-        # wait on a Python of their own (a training command, a sweep, torchrun),
-        # so the README runs them a process per core (pytest-xdist).
-        whole = [*pytest, "-m", "not checkpoints"]
-        parallel = [*whole, "-n", "auto"]
-        everything = over_torch_import(parallel, min(args.repeats, 3), torch_times)
-        rows.append(("all tests -n auto / import torch", everything, "<= 30", everything <= 30))
-        serial = over_torch_import(whole, min(args.repeats, 2), torch_times)
-        rows.append(("all tests, one process / import torch", serial, "reported", True))
+        rows += test_rows(args.repeats, torch_times)
     if torch_times:
         rows.append(("import torch (s)", statistics.median(torch_times), "reference", True))
     if "gpu" not in args.skip:

@@ -19,19 +19,19 @@ from omegaconf import OmegaConf, ValidationError
 from torch import nn
 
 import {{ cookiecutter.package_name }}.train as train_module
+from {{ cookiecutter.package_name }}.configs.schema import (
+    compose_config,
+)
 from {{ cookiecutter.package_name }}.data import (
     build_splits,
     spec,
     train_batches,
 )
-from {{ cookiecutter.package_name }}.model import (
-    build_model,
-)
-from {{ cookiecutter.package_name }}.runtime import (
+from {{ cookiecutter.package_name }}.engine.batches import (
     named_tensors,
 )
-from {{ cookiecutter.package_name }}.schema import (
-    compose_config,
+from {{ cookiecutter.package_name }}.model import (
+    build_model,
 )
 
 # A short run of the shrunk example (configs/experiment/tiny.yaml) that every paper

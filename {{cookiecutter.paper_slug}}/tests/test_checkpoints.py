@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.checkpoints import (
+from {{ cookiecutter.package_name }}.judge.checkpoints import (
     main,
     progress,
 )

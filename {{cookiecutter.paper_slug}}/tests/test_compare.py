@@ -1,4 +1,4 @@
-"""Numbers match: compare.py passes a run at the paper's values, fails on a doctored
+"""Numbers match: judge/compare.py passes a run at the paper's values, fails on a doctored
 or missing metric, and over seeds says matches, OFF or inconclusive (each with its
 exit status, so a CI job can gate on it); effect, order and bound claims are judged
 the same way. The Student-t quantile behind the intervals matches published tables."""
@@ -11,21 +11,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.compare import (
+from {{ cookiecutter.package_name }}.configs.schema import (
+    CONFIG_DIR,
+)
+from {{ cookiecutter.package_name }}.engine.stats import (
+    difference_interval,
+    mean_interval,
+    seeds_to_fit,
+    t_quantile,
+)
+from {{ cookiecutter.package_name }}.judge.compare import (
     INCONCLUSIVE,
     Runs,
     check,
     load_runs,
     main,
-)
-from {{ cookiecutter.package_name }}.schema import (
-    CONFIG_DIR,
-)
-from {{ cookiecutter.package_name }}.stats import (
-    difference_interval,
-    mean_interval,
-    seeds_to_fit,
-    t_quantile,
 )
 
 REFERENCES = Path(__file__).resolve().parent.parent / "reference_numbers.yaml"

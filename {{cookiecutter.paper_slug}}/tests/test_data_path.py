@@ -4,7 +4,7 @@ test_overfit.py and test_gradients.py look at probe batches; these tests look at
 consecutive batches drawn exactly as train.py draws them (the training batch size,
 a model from build_model, a data generator seeded with cfg.seed), and compare them
 with the evaluation splits. They go through the data contract only
-(data_checks.py says what each check catches and why), so they keep biting after
+(judge/data_checks.py says what each check catches and why), so they keep biting after
 you replace data.py, model.py and loss.py with your own method's.
 
 The last tests break real batches on purpose: they keep the checks themselves honest
@@ -18,18 +18,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from {{ cookiecutter.package_name }} import (
-    data_checks,
-)
 from {{ cookiecutter.package_name }}.data import (
     batch_layout,
 )
-from {{ cookiecutter.package_name }}.model import (
-    build_model,
-)
-from {{ cookiecutter.package_name }}.runtime import (
+from {{ cookiecutter.package_name }}.engine.batches import (
     map_tensors,
     named_tensors,
+)
+from {{ cookiecutter.package_name }}.judge import (
+    data_checks,
+)
+from {{ cookiecutter.package_name }}.model import (
+    build_model,
 )
 
 

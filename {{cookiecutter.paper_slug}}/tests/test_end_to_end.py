@@ -16,21 +16,21 @@ from omegaconf import OmegaConf
 
 import {{ cookiecutter.package_name }}.eval as eval_module
 import {{ cookiecutter.package_name }}.train as train_module
-from {{ cookiecutter.package_name }}.ckpt import (
-    CheckpointError,
-    load_checkpoint,
-)
 from {{ cookiecutter.package_name }}.data import (
     build_splits,
+)
+from {{ cookiecutter.package_name }}.engine.batches import (
+    num_examples,
+)
+from {{ cookiecutter.package_name }}.engine.ckpt import (
+    CheckpointError,
+    load_checkpoint,
 )
 from {{ cookiecutter.package_name }}.eval import (
     evaluate_checkpoint,
 )
 from {{ cookiecutter.package_name }}.loss import (
     HEADLINE_METRIC,
-)
-from {{ cookiecutter.package_name }}.runtime import (
-    num_examples,
 )
 
 STEPS = 20

@@ -7,12 +7,13 @@ import json
 import pytest
 import torch
 
-import {{ cookiecutter.package_name }}.gauntlet as gauntlet
-from {{ cookiecutter.package_name }}.data_checks import (
-    zeroed,
-)
-from {{ cookiecutter.package_name }}.runtime import (
+import {{ cookiecutter.package_name }}.judge.diagnostics as diagnostics
+import {{ cookiecutter.package_name }}.judge.gauntlet as gauntlet
+from {{ cookiecutter.package_name }}.engine.batches import (
     map_tensors,
+)
+from {{ cookiecutter.package_name }}.judge.data_checks import (
+    zeroed,
 )
 
 
@@ -23,7 +24,8 @@ from {{ cookiecutter.package_name }}.runtime import (
 def test_a_sign_flipped_loss_fails_the_gauntlet_with_hints(quick_cfg, tmp_path, monkeypatch):
     # The classic bug: minimising the negative of the loss.
     real = gauntlet.loss_fn
-    monkeypatch.setattr(gauntlet, "loss_fn", lambda *args: -real(*args))
+    for module in (gauntlet, diagnostics):  # the rows, and the checks they run
+        monkeypatch.setattr(module, "loss_fn", lambda *args: -real(*args))
     # The LR range cannot see it (-loss does fall); the baselines take longest; the
     # data path rows do not involve the loss (test_data_path.py has them).
     skip = {"input baseline", "input baseline on val", "LR range", "data path"}
@@ -112,7 +114,7 @@ def test_the_data_path_rows_fail_a_sampler_that_repeats_one_example(
     ],
 )
 def test_the_overfit_hint_fits_the_loss_curve(losses, says):
-    assert says in gauntlet.overfit_hint(losses)
+    assert says in diagnostics.overfit_hint(losses)
 
 
 def test_the_init_statistics_name_a_layer_fed_a_constant():
@@ -127,7 +129,7 @@ def test_the_init_statistics_name_a_layer_fed_a_constant():
         "grad_spread": 10.0,
         "grad_extremes": ("a", "b"),
     }
-    problems = gauntlet.init_problems(stats)
+    problems = diagnostics.init_problems(stats)
     assert len(problems) == 1
     what, why = problems[0]
     assert "time_embed" in what and "constant" in why and "ReLU" not in why

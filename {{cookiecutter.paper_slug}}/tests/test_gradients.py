@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-import {{ cookiecutter.package_name }}.gauntlet as gauntlet
-from {{ cookiecutter.package_name }}.gauntlet import (
+import {{ cookiecutter.package_name }}.judge.diagnostics as diagnostics
+from {{ cookiecutter.package_name }}.engine.batches import (
+    map_tensors,
+    named_tensors,
+)
+from {{ cookiecutter.package_name }}.judge.diagnostics import (
     gradient_problems,
     loss_gradcheck,
     output_tensors,
-)
-from {{ cookiecutter.package_name }}.runtime import (
-    map_tensors,
-    named_tensors,
 )
 
 
@@ -97,6 +97,6 @@ class WrongBackward(torch.autograd.Function):
 
 
 def test_gradcheck_catches_a_wrong_backward(model, batch, cfg, monkeypatch):
-    real = gauntlet.loss_fn
-    monkeypatch.setattr(gauntlet, "loss_fn", lambda *args: WrongBackward.apply(real(*args)))
+    real = diagnostics.loss_fn
+    monkeypatch.setattr(diagnostics, "loss_fn", lambda *args: WrongBackward.apply(real(*args)))
     assert not loss_gradcheck(model, batch, cfg.loss)

@@ -10,15 +10,17 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 import {{ cookiecutter.package_name }}.train as train_module
-from {{ cookiecutter.package_name }}.ckpt import (
+from {{ cookiecutter.package_name }}.configs.schema import (
+    compose_config,
+)
+from {{ cookiecutter.package_name }}.engine.ckpt import (
     load_checkpoint,
 )
-from {{ cookiecutter.package_name }}.runtime import (
-    make_deterministic,
-)
-from {{ cookiecutter.package_name }}.schema import (
+from {{ cookiecutter.package_name }}.engine.optim import (
     ConfigError,
-    compose_config,
+)
+from {{ cookiecutter.package_name }}.engine.runtime import (
+    make_deterministic,
 )
 
 

@@ -25,16 +25,22 @@ import torch.nn.functional as F
 from torch.optim.adamw import adamw
 
 import {{ cookiecutter.package_name }}.train as train_module
-from {{ cookiecutter.package_name }}.ckpt import (
-    load_checkpoint,
-)
 from {{ cookiecutter.package_name }}.data import (
     spec,
+)
+from {{ cookiecutter.package_name }}.engine.batches import (
+    map_tensors,
+)
+from {{ cookiecutter.package_name }}.engine.ckpt import (
+    load_checkpoint,
+)
+from {{ cookiecutter.package_name }}.engine.optim import (
+    build_schedule,
 )
 from {{ cookiecutter.package_name }}.eval import (
     evaluate,
 )
-from {{ cookiecutter.package_name }}.gauntlet import (
+from {{ cookiecutter.package_name }}.judge.diagnostics import (
     output_tensors,
 )
 from {{ cookiecutter.package_name }}.loss import (
@@ -43,12 +49,6 @@ from {{ cookiecutter.package_name }}.loss import (
 )
 from {{ cookiecutter.package_name }}.model import (
     build_model,
-)
-from {{ cookiecutter.package_name }}.optim import (
-    build_schedule,
-)
-from {{ cookiecutter.package_name }}.runtime import (
-    map_tensors,
 )
 
 STEPS, WARMUP = 8, 4  # the run ends half-way through the cosine, after the warm-up

@@ -1,4 +1,4 @@
-"""The hand-written AdamW (optim.py) against PyTorch's (the schedules: test_recipe.py)."""
+"""The hand-written AdamW (engine/optim.py) against PyTorch's (the schedules: test_recipe.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 import torch
 from torch.optim.adam import adam
 
-from {{ cookiecutter.package_name }}.optim import (
+from {{ cookiecutter.package_name }}.engine.optim import (
     AdamW,
 )
 

@@ -13,7 +13,7 @@ import torch
 from {{ cookiecutter.package_name }}.data import (
     overfit_batch,
 )
-from {{ cookiecutter.package_name }}.gauntlet import (
+from {{ cookiecutter.package_name }}.judge.diagnostics import (
     OVERFIT_BUDGET,
     fit_fixed_batch,
 )

@@ -23,10 +23,10 @@ import torch
 
 import {{ cookiecutter.package_name }}.eval as eval_module
 import {{ cookiecutter.package_name }}.train as train_module
-from {{ cookiecutter.package_name }}.ckpt import (
+from {{ cookiecutter.package_name }}.engine.ckpt import (
     load_checkpoint,
 )
-from {{ cookiecutter.package_name }}.optim import (
+from {{ cookiecutter.package_name }}.engine.optim import (
     build_optimizer,
     build_schedule,
 )

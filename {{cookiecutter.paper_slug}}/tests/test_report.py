@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from {{ cookiecutter.package_name }}.ckpt import (
+from {{ cookiecutter.package_name }}.engine.ckpt import (
     load_checkpoint,
 )
-from {{ cookiecutter.package_name }}.report import (
+from {{ cookiecutter.package_name }}.judge.report import (
     END,
     START,
     export_weights,

@@ -17,13 +17,13 @@ import pytest
 import torch
 
 import {{ cookiecutter.package_name }}.train as train_module
-from {{ cookiecutter.package_name }}.ckpt import (
+from {{ cookiecutter.package_name }}.engine.batches import (
+    map_tensors,
+)
+from {{ cookiecutter.package_name }}.engine.ckpt import (
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
-)
-from {{ cookiecutter.package_name }}.runtime import (
-    map_tensors,
 )
 
 
@@ -149,7 +149,7 @@ def test_a_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
     script = textwrap.dedent(
         """
         import os, signal, sys, torch
-        from {{ cookiecutter.package_name }}.ckpt import save_checkpoint
+        from {{ cookiecutter.package_name }}.engine.ckpt import save_checkpoint
         real_save = torch.save
         def save_and_die(obj, f):
             real_save(obj, f)

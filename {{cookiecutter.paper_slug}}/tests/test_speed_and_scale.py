@@ -12,18 +12,20 @@ import pytest
 import torch
 
 import {{ cookiecutter.package_name }}.train as train_module
-from {{ cookiecutter.package_name }}.ckpt import (
+from {{ cookiecutter.package_name }}.configs.schema import (
+    compose_config,
+)
+from {{ cookiecutter.package_name }}.engine.batches import (
+    named_tensors,
+)
+from {{ cookiecutter.package_name }}.engine.ckpt import (
     load_checkpoint,
 )
-from {{ cookiecutter.package_name }}.runtime import (
+from {{ cookiecutter.package_name }}.engine.runtime import (
     Distributed,
-    named_tensors,
     pick_num_threads,
     plain,
     shard,
-)
-from {{ cookiecutter.package_name }}.schema import (
-    compose_config,
 )
 
 

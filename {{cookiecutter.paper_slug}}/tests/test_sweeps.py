@@ -12,20 +12,20 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from {{ cookiecutter.package_name }}.loss import (
-    HEADLINE_METRIC,
-    HEADLINE_MODE,
-)
-from {{ cookiecutter.package_name }}.schema import (
+from {{ cookiecutter.package_name }}.configs.schema import (
     CONFIG_DIR,
     compose_config,
 )
-from {{ cookiecutter.package_name }}.sweeps import (
+from {{ cookiecutter.package_name }}.judge.sweeps import (
     DIVERGE_FACTOR,
     LAST_K,
     diverged_reason,
     score_name,
     summarise_sweep,
+)
+from {{ cookiecutter.package_name }}.loss import (
+    HEADLINE_METRIC,
+    HEADLINE_MODE,
 )
 
 HEADLINE = f"val/{HEADLINE_METRIC}"
@@ -246,7 +246,7 @@ def test_optuna_search_with_sqlite_storage_when_installed(tmp_path, run_sweep):
     # The study lives in the database (the SQLAlchemy pin matters here) with both trials.
     (study,) = optuna.study.get_all_study_summaries(storage=storage)
     assert study.n_trials == 2
-    # The objective's direction follows loss.HEADLINE_MODE (a resolver in schema.py).
+    # The objective's direction follows loss.HEADLINE_MODE (a resolver in configs/schema.py).
     assert study.direction.name == ("MAXIMIZE" if HEADLINE_MODE == "max" else "MINIMIZE")
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert set(results["best_params"]) == {"optim.lr", "optim.weight_decay"}

@@ -1,8 +1,19 @@
 """Reproduction code for the paper described in PAPER.md.
 
-Modules, in the order the method builds them: data, model, loss, train, eval.
-Support: runtime (seeds, device, batching), ckpt (checkpoint files), and the
-commands checkpoints (CHECKPOINTS.md progress) and compare (paper vs ours).
+What is where, in the order the method builds it:
+
+    data.py model.py loss.py   the paper's method: yours to replace, phase by phase
+    train.py eval.py           the training loop and checkpoint evaluation: yours to
+                               tune when the paper's loop differs
+    configs/                   Hydra configs and their typed schema (schema.py)
+    engine/                    what the loop is built from (optimisers, schedules,
+                               batches, seeds, device, checkpoint files): rarely opened
+    judge/                     the tools that judge the result (gauntlet, sweeps,
+                               compare, report, CHECKPOINTS.md progress): commands
+
+Imports go one way: engine/ knows nothing of the paper; data.py, model.py and
+loss.py import only each other and engine/batches.py; train.py and eval.py build on
+both; judge/ on everything.
 """
 
 import gc

@@ -21,12 +21,13 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import schema
-from .ckpt import CheckpointError, load_checkpoint
+from .configs import schema
 from .data import build_splits, spec
+from .engine.batches import map_tensors, num_examples
+from .engine.ckpt import CheckpointError, load_checkpoint
+from .engine.runtime import pick_device
 from .loss import metrics_fn, split_metrics
 from .model import build_model
-from .runtime import map_tensors, num_examples, pick_device
 
 schema.register()  # before @hydra.main composes the config
 

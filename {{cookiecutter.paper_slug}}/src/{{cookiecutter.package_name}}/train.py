@@ -29,8 +29,6 @@ import importlib
 import json
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,21 +43,39 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from . import schema
-from .ckpt import CheckpointError, load_checkpoint, save_checkpoint
+from .configs import schema
 from .data import build_splits, spec, train_batches
-from .eval import evaluate
-from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn, summarise
-from .model import build_model
-from .optim import WeightAverage, build_optimizer, build_schedule, check_keys, set_lr
-from .runtime import (
+from .engine.batches import map_tensors, micro_batches, num_examples
+from .engine.ckpt import CheckpointError, load_checkpoint, save_checkpoint
+from .engine.guards import (
+    NON_FINITE_HINT,
+    NonFiniteError,
+    check_recipe,
+    describe_non_finite,
+    refuse_changed_config,
+    refuse_non_finite_weights,
+)
+from .engine.optim import (
+    ConfigError,
+    WeightAverage,
+    build_optimizer,
+    build_schedule,
+    check_keys,
+    set_lr,
+)
+from .engine.run_log import (
+    MetricsLog,
+    StallWatch,
+    format_metrics,
+    prefixed,
+    quiet_unless_rank_zero,
+    read_jsonl,
+)
+from .engine.runtime import (
     Distributed,
     init_distributed,
     leave_distributed,
     make_deterministic,
-    map_tensors,
-    micro_batches,
-    num_examples,
     pick_device,
     pick_num_threads,
     plain,
@@ -69,75 +85,12 @@ from .runtime import (
     set_rng_states,
     shard,
 )
+from .eval import evaluate
+from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn, summarise
+from .model import build_model
 
 log = logging.getLogger(__name__)
 schema.register()  # before @hydra.main composes the config
-
-# Keys that may change when a run is resumed; any other change would make the
-# continued run a different experiment, so resuming refuses it.
-RESUMABLE_CHANGES = {
-    "trainer.resume",
-    "device",
-    "trainer.detect_anomaly",
-    "trainer.tensorboard",
-    "trainer.num_threads",
-    "trainer.stall_warning_seconds",
-}
-
-
-NON_FINITE_HINT = (
-    "training stopped, checkpoints keep the last finite weights. Try a lower optim.lr, "
-    "check log/exp/division in the loss, or rerun with trainer.detect_anomaly=true"
-)
-
-
-class NonFiniteError(FloatingPointError):
-    """The loss or a gradient became NaN or infinite; the message says where."""
-
-
-class MetricsLog:
-    """metrics.jsonl (one JSON object per line, flushed as written, so it can be read
-    mid-run) and, when the tensorboard package is installed, the same scalars for
-    TensorBoard (``tensorboard --logdir runs``)."""
-
-    def __init__(self, run_dir: Path, resume_after: int | None, tensorboard: bool):
-        self.path = run_dir / "metrics.jsonl"
-        if resume_after is None:
-            # A fresh run in an existing directory replaces its log, as it
-            # replaces metrics.json and the checkpoints.
-            self.path.write_text("")
-        else:
-            # Resumed: forget what was logged after the checkpoint; it is redone.
-            kept = [r for r in read_jsonl(self.path) if r["step"] <= resume_after]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        self.tensorboard = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # optional: pip install -e ".[tensorboard]"
-                pass
-            else:
-                self.tensorboard = SummaryWriter(run_dir / "tensorboard", purge_step=resume_after)
-
-    def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.tensorboard is not None:
-            for name, value in record.items():
-                if name != "step":
-                    self.tensorboard.add_scalar(name, value, record["step"])
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @dataclass
@@ -146,17 +99,19 @@ class Run:
     state a checkpoint saves (``step`` onwards) so that a resumed run goes on exactly."""
 
     run_dir: Path
-    # Plain objects for what the loop reads every step (runtime.plain says why).
+    # Plain objects for what the loop reads every step (engine/runtime.py: plain says why).
     tc: SimpleNamespace  # trainer
     oc: SimpleNamespace  # optim
     loss_cfg: SimpleNamespace
     ddp: Distributed
     device: torch.device
-    generator: torch.Generator  # the data order's random stream (runtime.seed_everything)
+    generator: (
+        torch.Generator
+    )  # the data order's random stream (engine/runtime.py: seed_everything)
     splits: dict
     model: torch.nn.Module  # plain: evaluation and checkpoints use it
     step_model: torch.nn.Module  # the same weights, wrapped for DDP and/or compiled
-    optimizer: torch.optim.Optimizer  # or optim.AdamW: the same interface
+    optimizer: torch.optim.Optimizer  # or engine/optim.py: AdamW, the same interface
     schedule: Callable[[int], float]  # update number (from 0) -> factor on optim.lr
     batches: Iterator[dict]
     config: dict  # the resolved config, stored in every checkpoint
@@ -199,7 +154,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
                 run.evaluated_model, run.splits["val"], tc.eval_batch_size, run.config
             )
             metrics_log.write({"step": 0, **prefixed("val", run.val)})
-            log.info("step 0 (init) | val %s", _fmt(run.val))
+            log.info("step 0 (init) | val %s", format_metrics(run.val))
 
     start, eval_seconds = time.perf_counter(), 0.0
     run.step_model.train()  # evaluate() puts the model back in the mode it found
@@ -290,27 +245,6 @@ def accumulate_gradients(run: Run, parts: list[dict], n: int) -> torch.Tensor:
     return total
 
 
-def check_recipe(tc, world_size: int) -> None:
-    """Refuse, in one line naming the key, a trainer recipe the loop cannot run."""
-    if tc.grad_accum_steps < 1:
-        raise schema.ConfigError(f"trainer.grad_accum_steps={tc.grad_accum_steps}: use 1 or more")
-    if tc.batch_size % world_size:
-        raise schema.ConfigError(
-            f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
-            f"processes ({world_size}): each one takes an equal share of a batch"
-        )
-    if tc.batch_size % (world_size * tc.grad_accum_steps):
-        raise schema.ConfigError(
-            f"trainer.batch_size={tc.batch_size} must be divisible by the number of "
-            f"processes times trainer.grad_accum_steps ({world_size} x "
-            f"{tc.grad_accum_steps}): every micro-batch is an equal share"
-        )
-    if tc.ema_decay is not None and not 0.0 < tc.ema_decay < 1.0:
-        raise schema.ConfigError(
-            f"trainer.ema_decay={tc.ema_decay} must be between 0 and 1 (e.g. 0.999)"
-        )
-
-
 def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     """Build everything a run needs from the config; continue from
     ``checkpoints/last.pt`` when ``trainer.resume`` is set and it exists."""
@@ -357,16 +291,7 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
         resume(run, last_path)
     elif tc.resume:
         log.info("trainer.resume: no checkpoint in %s yet; starting from step 0", run_dir)
-    if ddp.world_size > 1:
-        # The model's own randomness (dropout, sampled noise) must differ between
-        # processes, or every process would draw the same noise for its share.
-        # (Checkpoints hold process 0's states, so this also follows a resume.)
-        torch.manual_seed(cfg.seed + ddp.rank + 1_000_003 * run.step)
-        run.step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if tc.compile:
-        run.step_model = torch.compile(run.step_model)
+    run.step_model = wrap_for_steps(run, cfg.seed)
     if tc.stall_warning_seconds:
         run.stall_watch = StallWatch(run.batches, tc.stall_warning_seconds)
     n_params = sum(p.numel() for p in model.parameters())
@@ -375,6 +300,24 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
         run_dir, device, ddp.world_size, n_params, threads, why,
     )  # fmt: skip
     return run
+
+
+def wrap_for_steps(run: Run, seed: int) -> torch.nn.Module:
+    """The model as training steps call it: data-parallel under torchrun, compiled
+    with trainer.compile; the plain model otherwise (evaluation always uses it)."""
+    step_model = run.model
+    if run.ddp.world_size > 1:
+        # The model's own randomness (dropout, sampled noise) must differ between
+        # processes, or every process would draw the same noise for its share.
+        # (Checkpoints hold process 0's states, so this also follows a resume.)
+        torch.manual_seed(seed + run.ddp.rank + 1_000_003 * run.step)
+        device = run.device
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            step_model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if run.tc.compile:
+        step_model = torch.compile(step_model)
+    return step_model
 
 
 def resume(run: Run, path: Path) -> None:
@@ -431,43 +374,6 @@ def next_batch(run: Run, step: int) -> dict:
     return batch
 
 
-class StallWatch:
-    """Logs a warning when the data iterator has not delivered a batch for
-    ``seconds`` (a hung environment, a dead network mount, a deadlocked worker),
-    naming the iterator; the run goes on waiting. A background thread looks every
-    few seconds at when the loop started waiting; the loop pays two assignments."""
-
-    def __init__(self, batches: Iterator[dict], seconds: float):
-        self.seconds = seconds
-        # A generator names its function; an iterator object its class.
-        self.name = getattr(batches, "__qualname__", type(batches).__qualname__)
-        self.waiting_since: float | None = None
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        warned_about = None
-        while not self._stopped.wait(min(max(self.seconds / 4, 0.05), 10.0)):
-            since = self.waiting_since
-            if since is None or since == warned_about:
-                continue
-            waited = time.perf_counter() - since
-            if waited > self.seconds:
-                log.warning(
-                    "no training batch from the data iterator %s for %.0f s; still "
-                    "waiting (a hung environment or data source? "
-                    "trainer.stall_warning_seconds sets this warning)",
-                    self.name, waited,
-                )  # fmt: skip
-                warned_about = since
-
-    def stop(self) -> None:
-        """Ends the thread now, so that none is left running at interpreter exit."""
-        self._stopped.set()
-        self._thread.join()
-
-
 def log_training(run: Run, metrics_log: MetricsLog | None, grad_norm, lr: float) -> None:
     """The mean loss since the last log line (over every process: the global
     batch's), the last gradient norm and LR, into metrics.jsonl."""
@@ -497,7 +403,7 @@ def evaluate_and_checkpoint(run: Run, metrics_log: MetricsLog, batch_size: int) 
     # Before the first log window closes (eval_every < log_every) there is no mean
     # yet: "-", not a NaN that reads like divergence.
     loss = "-" if run.train_loss is None else f"{run.train_loss:.4f}"
-    log.info("step %d | train loss %s | val%s %s", run.step, loss, weights, _fmt(run.val))
+    log.info("step %d | train loss %s | val%s %s", run.step, loss, weights, format_metrics(run.val))
     improved = run.best is None or is_better(run.val[HEADLINE_METRIC], run.best)
     if improved:
         run.best = run.val[HEADLINE_METRIC]
@@ -541,7 +447,7 @@ def finish_run(run: Run, train_seconds: float, eval_seconds: float) -> float:
     (run.run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
     records = read_jsonl(run.run_dir / "metrics.jsonl")
     if run.tc.plot and sum("train/loss" in r for r in records) >= 2:
-        from .plots import plot_training  # matplotlib (~0.5 s): only when there is a plot
+        from .engine.plots import plot_training  # matplotlib (~0.5 s): only when there is a plot
 
         plot_training(records, HEADLINE_METRIC, run.run_dir)
     log.info("done: %s", json.dumps(final))
@@ -574,74 +480,9 @@ def is_better(value: float, best: float) -> bool:
     return value > best if HEADLINE_MODE == "max" else value < best
 
 
-def describe_non_finite(step: int, loss: torch.Tensor, model: torch.nn.Module) -> str:
-    """One line: where the first NaN/inf is, and what to try."""
-    where = f"the loss is {loss.item()}"
-    if math.isfinite(loss.item()):
-        for name, param in model.named_parameters():
-            if param.grad is not None and not torch.isfinite(param.grad).all():
-                where = f"the gradient of {name} is not finite (loss {loss.item():.4g})"
-                break
-    return f"step {step}: {where}; {NON_FINITE_HINT}"
-
-
-def refuse_non_finite_weights(model: torch.nn.Module, step: int) -> None:
-    # Needed when checks every few steps (trainer.check_finite_every) let a bad step through.
-    for name, param in model.named_parameters():
-        if not torch.isfinite(param).all():
-            raise NonFiniteError(
-                f"step {step}: weight {name} is not finite; not writing a checkpoint "
-                "(set trainer.check_finite_every=1 to stop at the step that caused it)"
-            )
-
-
-def refuse_changed_config(saved: dict, current: dict, path: Path) -> None:
-    """Resuming with a different config would silently mix two experiments."""
-    old, new = _flatten(saved), _flatten(current)
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    changed = [k for k in changed if k not in RESUMABLE_CHANGES]
-    if changed:
-        key = changed[0]
-        raise CheckpointError(
-            f"cannot resume from {path}: {key} was {old.get(key)!r}, now {new.get(key)!r} "
-            f"({len(changed)} key(s) differ); resume with the run's own config or start a "
-            "new run directory"
-        )
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def prefixed(split: str, metrics: dict[str, float]) -> dict[str, float]:
-    """{"loss": 0.1} -> {"val/loss": 0.1}: the names used in the logs and metrics.json."""
-    return {f"{split}/{name}": value for name, value in metrics.items()}
-
-
-def _fmt(metrics: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-
-
-def _quiet_unless_rank_zero() -> None:
-    # Under torchrun every process runs Hydra's logging setup; only rank 0 keeps
-    # the run's log file (and prints progress), the others report warnings only.
-    if int(os.environ.get("RANK", "0")) != 0:
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            if isinstance(handler, logging.FileHandler):
-                root.removeHandler(handler)
-        root.setLevel(logging.WARNING)
-
-
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float:
-    _quiet_unless_rank_zero()
+    quiet_unless_rank_zero()
     # Hydra picks a fresh run directory per run (hydra.run.dir in configs/train.yaml).
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -658,7 +499,7 @@ def main(cfg: DictConfig) -> float:
             log.error("%s", err)
             return float("nan")
         raise SystemExit(f"error: {err}") from None
-    except (CheckpointError, schema.ConfigError) as err:
+    except (CheckpointError, ConfigError) as err:
         raise SystemExit(f"error: {err}") from None
 
 

@@ -13,6 +13,9 @@ import math
 import pytest
 import torch
 
+from {{ cookiecutter.package_name }}.configs.schema import (
+    compose_config,
+)
 from {{ cookiecutter.package_name }}.data import (
     level_posterior_mean,
     noise_from_x0,
@@ -34,9 +37,6 @@ from {{ cookiecutter.package_name }}.loss import (
 )
 from {{ cookiecutter.package_name }}.model import (
     timestep_embedding,
-)
-from {{ cookiecutter.package_name }}.schema import (
-    compose_config,
 )
 
 

@@ -24,7 +24,7 @@ from {{ cookiecutter.package_name }}.data import (
     td_targets,
     train_batches,
 )
-from {{ cookiecutter.package_name }}.data_checks import (
+from {{ cookiecutter.package_name }}.judge.data_checks import (
     nudge,
 )
 from {{ cookiecutter.package_name }}.loss import (

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from .runtime import ShuffledBatches
+from .engine.batches import ShuffledBatches
 
 SPLITS = ("train", "val", "test")
 PIXEL_MAX = 16  # the digits' raw pixel values are integers 0..16: 17 grey levels
@@ -54,7 +54,7 @@ PIXEL_MAX = 16  # the digits' raw pixel values are integers 0..16: 17 grey level
 
 @dataclass
 class DataConfig:
-    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+    """The keys of configs/data/*.yaml and their types (see configs/schema.py)."""
 
     val_fraction: float = MISSING
     test_fraction: float = MISSING
@@ -201,7 +201,7 @@ def overfit_batch(cfg, split, n: int, generator: torch.Generator, model=None):
     works, and an untrained model's squared error is ~0.75.
 
     One t for all: the gauntlet's input baseline gives every probe example the
-    first one's t (gauntlet.one_condition), and an x_t noised at another t than
+    first one's t (judge/gauntlet.py: one_condition), and an x_t noised at another t than
     the model is told is no example of the forward process at all; its noise can
     be out of reach of a model whose Bayes step believes the t it is given."""
     images = next(train_batches(cfg, split, n, generator, model))["x0"]

@@ -71,7 +71,7 @@ HEADLINE_MODE = "min"  # lower is better: best.pt and the sweep summaries rank b
 
 @dataclass
 class LossConfig:
-    """The keys of configs/loss/*.yaml and their types (see schema.py)."""
+    """The keys of configs/loss/*.yaml and their types (see configs/schema.py)."""
 
     bound_images: int = MISSING  # images of the split the bound is computed on
     num_samples: int = MISSING  # samples for the Frechet distances

@@ -118,7 +118,7 @@ class Denoiser(nn.Module):
 
 @dataclass
 class ModelConfig:
-    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+    """The keys of configs/model/*.yaml and their types (see configs/schema.py)."""
 
     width: int = MISSING
     num_blocks: int = MISSING

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from .runtime import ShuffledBatches
+from .engine.batches import ShuffledBatches
 
 SPLITS = ("train", "val", "test")
 PIXEL_MAX = 16.0  # the digits' raw pixel values are integers 0..16
@@ -41,7 +41,7 @@ PIXEL_MAX = 16.0  # the digits' raw pixel values are integers 0..16
 
 @dataclass
 class DataConfig:
-    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+    """The keys of configs/data/*.yaml and their types (see configs/schema.py)."""
 
     val_fraction: float = MISSING
     test_fraction: float = MISSING

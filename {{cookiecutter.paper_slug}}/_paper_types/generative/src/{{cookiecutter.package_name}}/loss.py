@@ -40,7 +40,7 @@ HEADLINE_MODE = "min"  # lower is better: best.pt and the sweep summaries rank b
 
 @dataclass
 class LossConfig:
-    """The keys of configs/loss/*.yaml and their types (see schema.py)."""
+    """The keys of configs/loss/*.yaml and their types (see configs/schema.py)."""
 
     kl_weight: float = MISSING
 

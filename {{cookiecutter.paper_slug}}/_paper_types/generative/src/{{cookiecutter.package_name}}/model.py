@@ -70,7 +70,7 @@ class VAE(nn.Module):
 
 @dataclass
 class ModelConfig:
-    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+    """The keys of configs/model/*.yaml and their types (see configs/schema.py)."""
 
     hidden: list[int] = MISSING
     latent_dim: int = MISSING

@@ -43,7 +43,7 @@ class LossKind(Enum):
 
 @dataclass
 class LossConfig:
-    """The keys of configs/loss/*.yaml and their types (see schema.py)."""
+    """The keys of configs/loss/*.yaml and their types (see configs/schema.py)."""
 
     kind: LossKind = MISSING
     huber_delta: float = MISSING

@@ -55,7 +55,7 @@ class QNetwork(nn.Module):
 
 @dataclass
 class ModelConfig:
-    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+    """The keys of configs/model/*.yaml and their types (see configs/schema.py)."""
 
     hidden: list[int] = MISSING
     env_id: str = MISSING

@@ -42,7 +42,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class DataConfig:
-    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+    """The keys of configs/data/*.yaml and their types (see configs/schema.py)."""
 
     env_id: str = MISSING
     gamma: float = MISSING

@@ -40,7 +40,7 @@ HEADLINE_MODE = "max"  # higher is better: best.pt and the sweep summaries rank 
 
 @dataclass
 class LossConfig:
-    """The keys of configs/loss/*.yaml and their types (see schema.py)."""
+    """The keys of configs/loss/*.yaml and their types (see configs/schema.py)."""
 
     value_weight: float = MISSING
     entropy_weight: float = MISSING

@@ -56,7 +56,7 @@ class ActorCritic(nn.Module):
 
 @dataclass
 class ModelConfig:
-    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+    """The keys of configs/model/*.yaml and their types (see configs/schema.py)."""
 
     hidden: list[int] = MISSING
     env_id: str = MISSING

@@ -10,7 +10,7 @@ at step t lives L-t positions back) nor without positional information (a bag of
 tokens does not say which one came last).
 
 Splits are plain tensors held in memory. Training batches are taken by indexing a
-shuffled permutation (see ``runtime.shuffled_batches``), which is far cheaper than a
+shuffled permutation (see ``engine/batches.py``: ShuffledBatches), which is far cheaper than a
 DataLoader collating one Python object per example.
 
 Contract shared with the rest of the package (every paper type provides it):
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 
-from .runtime import ShuffledBatches
+from .engine.batches import ShuffledBatches
 
 # Targets at positions that carry no answer are set to IGNORE so the loss skips them
 # (the same sentinel value as F.cross_entropy's ignore_index default).
@@ -44,7 +44,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class DataConfig:
-    """The keys of configs/data/*.yaml and their types (see schema.py)."""
+    """The keys of configs/data/*.yaml and their types (see configs/schema.py)."""
 
     num_symbols: int = MISSING
     seq_len: int = MISSING

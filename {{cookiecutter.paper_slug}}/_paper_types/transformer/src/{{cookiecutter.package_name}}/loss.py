@@ -32,7 +32,7 @@ HEADLINE_MODE = "max"  # higher is better: best.pt and the sweep summaries rank 
 
 @dataclass
 class LossConfig:
-    """The keys of configs/loss/*.yaml and their types (see schema.py)."""
+    """The keys of configs/loss/*.yaml and their types (see configs/schema.py)."""
 
     label_smoothing: float = MISSING
 

@@ -160,7 +160,7 @@ class TransformerLM(nn.Module):
 
 @dataclass
 class ModelConfig:
-    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+    """The keys of configs/model/*.yaml and their types (see configs/schema.py)."""
 
     d_model: int = MISSING
     n_layers: int = MISSING

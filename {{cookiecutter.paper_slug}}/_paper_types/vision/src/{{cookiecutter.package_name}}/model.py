@@ -66,7 +66,7 @@ class SmallCNN(nn.Module):
 
 @dataclass
 class ModelConfig:
-    """The keys of configs/model/*.yaml and their types (see schema.py)."""
+    """The keys of configs/model/*.yaml and their types (see configs/schema.py)."""
 
     widths: list[int] = MISSING
     dropout: float = MISSING

@@ -4,7 +4,7 @@
     python -m {{ cookiecutter.package_name }}.train -m sweep=ablation   # one component off per job
     python -m {{ cookiecutter.package_name }}.train -m sweep=seeds      # the same run, seeds 0, 1, 2
     python -m {{ cookiecutter.package_name }}.train -m sweep=ablation seed=0,1,2  # ablations x seeds
-    python -m {{ cookiecutter.package_name }}.sweeps <sweep dir>        # (re)write a summary by hand
+    python -m {{ cookiecutter.package_name }}.judge.sweeps <sweep dir>        # (re)write a summary by hand
 
 Hydra's basic sweeper discards what each job returns, so every job leaves its
 numbers in its own directory (metrics.json, metrics.jsonl, eval_test.json,
@@ -36,11 +36,12 @@ import math
 import sys
 from pathlib import Path
 
-import yaml
 from hydra.experimental.callback import Callback
 
-from .loss import HEADLINE_METRIC, HEADLINE_MODE
-from .stats import METHOD, mean_interval
+from ..engine.run_log import read_jsonl
+from ..engine.stats import METHOD, mean_interval
+from ..loss import HEADLINE_METRIC, HEADLINE_MODE
+from .runs import find_jobs, job_overrides, run_metrics, varying_keys
 
 log = logging.getLogger(__name__)
 
@@ -68,55 +69,6 @@ def ranking_rule(last_k: int) -> str:
         f"ranked by {score_name(last_k)}: the mean of the last {last_k} validation "
         f"evaluations ({direction} is best), averaged over seeds where a point has several"
     )
-
-
-def run_metrics(run_dir: Path) -> dict[str, float]:
-    """Every number a run directory holds, by name: metrics.json (``val/acc``, ...)
-    and eval_<split>.json, written by eval.py or a sweep's test evaluation
-    (``test/acc``, ...)."""
-    metrics = {}
-    if (run_dir / "metrics.json").is_file():
-        metrics.update(json.loads((run_dir / "metrics.json").read_text()))
-    for path in sorted(run_dir.glob("eval_*.json")):
-        evaluation = json.loads(path.read_text())
-        split = evaluation.get("split", path.stem.removeprefix("eval_"))
-        metrics.update(
-            {
-                f"{split}/{k}": v
-                for k, v in evaluation.items()
-                if k not in ("split", "step", "ckpt_path")
-            }
-        )
-    # bool is an int: ranks_agree would otherwise count as a number.
-    return {
-        k: float(v)
-        for k, v in metrics.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-
-
-def find_jobs(sweep_dir: Path) -> list[Path]:
-    """The job directories of a sweep, in job order (0, 1, ..., 10)."""
-    return sorted(
-        (p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")),
-        key=lambda p: (len(p.name), p.name),
-    )
-
-
-def job_overrides(job_dir: Path) -> dict[str, str]:
-    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    return dict(item.split("=", 1) for item in overrides if "=" in item)
-
-
-def varying_keys(jobs: list[Path]) -> list[str]:
-    """Override keys whose value differs between jobs (``seed`` in ``-m sweep=ablation
-    seed=0,1,2``), in the order the first job lists them."""
-    values: dict[str, set] = {}
-    for job in jobs:
-        for key, value in job_overrides(job).items():
-            values.setdefault(key, set()).add(value)
-    missing = {key for key in values if any(key not in job_overrides(j) for j in jobs)}
-    return [key for key, seen in values.items() if len(seen) > 1 or key in missing]
 
 
 def diverged_reason(losses: list[float], factor: float) -> str | None:
@@ -149,7 +101,7 @@ def job_row(
     over its best counts as diverged (``divergence_rule``)."""
     values = job_overrides(job_dir)
     row = {key: _number(values.get(key, "none" if key == "ablation" else "")) for key in swept}
-    records = [json.loads(line) for line in _lines(job_dir / "metrics.jsonl")]
+    records = read_jsonl(job_dir / "metrics.jsonl")
     losses = [r["train/loss"] for r in records if "train/loss" in r]
     done = (job_dir / "metrics.json").is_file()
     final = run_metrics(job_dir) if done else {}
@@ -191,28 +143,14 @@ def summarise_sweep(
     point_keys = [k for k in swept if k != "seed"]
     points = group_points(rows, point_keys)
     seeded = "seed" in swept and any(len(group) > 1 for group in points.values())
-
-    # Best point: by its mean score over seeds; among equals, the lower train loss.
-    sign = 1 if HEADLINE_MODE == "max" else -1
-    ranked = {
-        point: (_mean([r[score] for r in group]), _mean([r["train_loss"] for r in group]))
-        for point, group in points.items()
-        if any(r["status"] == "done" for r in group)
-    }
-    best = max(ranked, key=lambda p: (sign * ranked[p][0], -ranked[p][1]), default=None)
+    best = best_point(points, score)
     warnings = edge_warnings(points, best, point_keys)
     for warning in warnings:
         log.warning("%s", warning)
 
     table = [*swept, "train_loss", HEADLINE, score, *columns, "status", "job"]
-    # Ablations: how far each job is from the full model ("none") of its seed.
-    if "ablation" in swept:
-        full = {r.get("seed"): r for r in rows if r["ablation"] == "none"}
-        if full:
-            for row in rows:
-                baseline = full.get(row.get("seed"))
-                row["change vs none"] = row[score] - baseline[score] if baseline else math.nan
-            table.insert(table.index(score) + 1, "change vs none")
+    if "ablation" in swept and add_change_vs_full(rows, score):
+        table.insert(table.index(score) + 1, "change vs none")
     with open(sweep_dir / "summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*table, "why"], extrasaction="ignore")
         writer.writeheader()
@@ -236,21 +174,51 @@ def summarise_sweep(
         lines += seed_sections(points, point_keys, score, best, sweep_dir)
     lines += ["", *[f"> warning: {w}" for w in warnings]]
     (sweep_dir / "summary.md").write_text("\n".join(lines).rstrip() + "\n")
+    if plot and rows:
+        draw_summary(sweep_dir, rows, points, point_keys, seeded)
+    return rows
 
+
+def best_point(points: dict[tuple, list[dict]], score: str) -> tuple | None:
+    """The point with the best mean score over its seeds (among equals, the lower
+    train loss); None when no job finished."""
+    sign = 1 if HEADLINE_MODE == "max" else -1
+    ranked = {
+        point: (_mean([r[score] for r in group]), _mean([r["train_loss"] for r in group]))
+        for point, group in points.items()
+        if any(r["status"] == "done" for r in group)
+    }
+    return max(ranked, key=lambda p: (sign * ranked[p][0], -ranked[p][1]), default=None)
+
+
+def add_change_vs_full(rows: list[dict], score: str) -> bool:
+    """Ablations: each job's score minus that of the full model ("none") of its seed,
+    as ``row["change vs none"]``. False when the sweep has no full model."""
+    full = {r.get("seed"): r for r in rows if r["ablation"] == "none"}
+    for row in rows if full else []:
+        baseline = full.get(row.get("seed"))
+        row["change vs none"] = row[score] - baseline[score] if baseline else math.nan
+    return bool(full)
+
+
+def draw_summary(sweep_dir: Path, rows, points, point_keys, seeded: bool) -> None:
+    """summary.png: each seed's curves and their mean per point, or (one seed) the
+    results against the first numeric swept value; nothing when there is neither."""
     numeric = [key for key in point_keys if all(isinstance(r[key], float) for r in rows)]
-    if plot and rows and seeded:
-        from .plots import plot_seeds  # matplotlib, only now
+    if seeded:
+        from ..engine.plots import plot_seeds  # matplotlib, only now
 
         curves = {
-            label_of(point, point_keys): [_lines_json(sweep_dir / r["job"]) for r in group]
+            label_of(point, point_keys): [
+                read_jsonl(sweep_dir / r["job"] / "metrics.jsonl") for r in group
+            ]
             for point, group in points.items()
         }
         plot_seeds(curves, HEADLINE_METRIC, sweep_dir / "summary.png")
-    elif plot and numeric and rows:
-        from .plots import plot_sweep  # matplotlib, only now
+    elif numeric:
+        from ..engine.plots import plot_sweep  # matplotlib, only now
 
         plot_sweep(rows, numeric[0], HEADLINE_METRIC, sweep_dir / "summary.png")
-    return rows
 
 
 def group_points(rows: list[dict], point_keys: list[str]) -> dict[tuple, list[dict]]:
@@ -302,71 +270,48 @@ def seed_sections(points, point_keys, score, best, sweep_dir: Path) -> list[str]
     """The Markdown sections of the statistics over seeds, and seeds.csv."""
     lines = ["", f"## Over seeds ({METHOD})"]
     seeds = sorted({r.get("seed") for group in points.values() for r in group}, key=_sort_key)
+    seed_columns = [f"seed {_cell(s)}" for s in seeds]
     csv_rows = []
     for point, group in points.items():
         stats = seed_statistics(group, score)
         done = sum(r["status"] == "done" for r in group)
-        label = label_of(point, point_keys) + (
-            " **best**" if point == best and len(points) > 1 else ""
-        )
-        lines += ["", f"### {label}: {done} of {len(group)} seeds finished", ""]
-        header = [
-            "metric",
-            *[f"seed {_cell(s)}" for s in seeds],
-            "mean",
-            "std",
-            "min",
-            "max",
-            "95% CI",
-        ]
-        body = []
-        for name, s in stats.items():
-            iv = s["interval"]
-            per_seed = [_cell(s["values"].get(seed, math.nan)) for seed in seeds]
-            ci = "n/a" if math.isnan(iv.low) else f"[{iv.low:.4g}, {iv.high:.4g}]"
-            body.append(
-                [
-                    name,
-                    *per_seed,
-                    _cell(iv.mean),
-                    _cell(iv.std),
-                    _cell(s["min"]),
-                    _cell(s["max"]),
-                    ci,
-                ]
-            )
-            csv_rows.append(
-                {
-                    "point": label_of(point, point_keys),
-                    "metric": name,
-                    **{f"seed {_cell(seed)}": s["values"].get(seed, "") for seed in seeds},
-                    "n": iv.n,
-                    "mean": iv.mean,
-                    "std": iv.std,
-                    "min": s["min"],
-                    "max": s["max"],
-                    "ci_low": iv.low,
-                    "ci_high": iv.high,
-                }
-            )
-        lines += markdown_table(header, body)
-    fields = [
-        "point",
-        "metric",
-        *[f"seed {_cell(s)}" for s in seeds],
-        "n",
-        "mean",
-        "std",
-        "min",
-        "max",
-        "ci_low",
-        "ci_high",
-    ]
+        label = label_of(point, point_keys)
+        marked = label + (" **best**" if point == best and len(points) > 1 else "")
+        lines += ["", f"### {marked}: {done} of {len(group)} seeds finished", ""]
+        header = ["metric", *seed_columns, "mean", "std", "min", "max", "95% CI"]
+        lines += markdown_table(header, [seed_cells(name, s, seeds) for name, s in stats.items()])
+        csv_rows += [seed_record(label, name, s, seeds) for name, s in stats.items()]
+    fields = ["point", "metric", *seed_columns, "n", "mean", "std", "min", "max"]
     with open(sweep_dir / "seeds.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=[*fields, "ci_low", "ci_high"])
         writer.writeheader()
         writer.writerows(csv_rows)
     return lines
+
+
+def seed_cells(name: str, s: dict, seeds: list) -> list[str]:
+    """One metric's row of a point's table: each seed, then the statistics."""
+    iv = s["interval"]
+    ci = "n/a" if math.isnan(iv.low) else f"[{iv.low:.4g}, {iv.high:.4g}]"
+    per_seed = [_cell(s["values"].get(seed, math.nan)) for seed in seeds]
+    return [name, *per_seed, *map(_cell, (iv.mean, iv.std, s["min"], s["max"])), ci]
+
+
+def seed_record(label: str, name: str, s: dict, seeds: list) -> dict:
+    """One metric of one point as a row of seeds.csv."""
+    iv = s["interval"]
+    return {
+        "point": label,
+        "metric": name,
+        **{f"seed {_cell(seed)}": s["values"].get(seed, "") for seed in seeds},
+        "n": iv.n,
+        "mean": iv.mean,
+        "std": iv.std,
+        "min": s["min"],
+        "max": s["max"],
+        "ci_low": iv.low,
+        "ci_high": iv.high,
+    }
 
 
 def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -407,7 +352,7 @@ def evaluate_test(job_dir: Path, device: str = "auto") -> Path | None:
     step = json.loads((job_dir / "metrics.json").read_text()).get("step")
     if output.is_file() and json.loads(output.read_text()).get("step") == step:
         return output
-    from .eval import evaluate_checkpoint  # torch and the data: only when evaluating
+    from ..eval import evaluate_checkpoint  # torch and the data: only when evaluating
 
     metrics = evaluate_checkpoint(ckpt, split="test", device=device)
     metrics["ckpt_path"] = str(ckpt)
@@ -457,16 +402,6 @@ class SweepSummary(Callback):
 
 def is_better_or_equal(value: float, reference: float) -> bool:
     return value >= reference if HEADLINE_MODE == "max" else value <= reference
-
-
-def _lines(path: Path) -> list[str]:
-    return (
-        [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    )
-
-
-def _lines_json(job_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in _lines(job_dir / "metrics.jsonl")]
 
 
 def _mean(values: list[float]) -> float:

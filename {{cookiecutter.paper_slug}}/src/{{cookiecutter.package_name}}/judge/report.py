@@ -1,8 +1,8 @@
 """The reproduction report: REPORT.md, the README's results, released weights.
 
-    python -m {{ cookiecutter.package_name }}.report runs/sweeps/seeds/<time>
-    python -m {{ cookiecutter.package_name }}.report runs/sweeps/ablation/<time> --export-weights
-    python -m {{ cookiecutter.package_name }}.report runs/<date>/<time> --no-readme
+    python -m {{ cookiecutter.package_name }}.judge.report runs/sweeps/seeds/<time>
+    python -m {{ cookiecutter.package_name }}.judge.report runs/sweeps/ablation/<time> --export-weights
+    python -m {{ cookiecutter.package_name }}.judge.report runs/<date>/<time> --no-readme
 
 Reads a run, seed-sweep or ablation-sweep directory (as ``compare`` does) and
 writes, in the order a reproduction report is read (the ML Reproducibility
@@ -44,6 +44,7 @@ from pathlib import Path
 
 import yaml
 
+from ..loss import HEADLINE_METRIC, HEADLINE_MODE
 from .compare import (
     DEFAULT_REFERENCES,
     FULL_MODEL,
@@ -57,10 +58,9 @@ from .compare import (
     ours_text,
     verdict_text,
 )
-from .loss import HEADLINE_METRIC, HEADLINE_MODE
-from .sweeps import find_jobs, job_overrides, run_metrics
+from .runs import find_jobs, job_overrides, run_metrics
 
-PACKAGE = __package__
+PACKAGE = __package__.rpartition(".")[0]  # the project's package (this is its judge/)
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 PROMPT = "_Not in JOURNAL.md yet: add a **{}** paragraph to the day's entries, or write it here._"
 
@@ -88,7 +88,7 @@ def commands(path: Path, release: bool = False) -> list[str]:
     if not find_jobs(path):  # a plain run: its test numbers come from eval.py
         lines.append(_command("eval", f"ckpt_path={path / 'checkpoints' / 'last.pt'}"))
     report = [str(path), "--export-weights"] if release else [str(path)]
-    lines += [_command("compare", str(path)), _command("report", *report)]
+    lines += [_command("judge.compare", str(path)), _command("judge.report", *report)]
     return lines
 
 
@@ -192,7 +192,7 @@ def export_weights(path: Path, out_dir: Path, checkpoint: Path | None = None) ->
     the report says about them."""
     import torch  # only here: the rest of the report needs no torch
 
-    from .ckpt import load_checkpoint
+    from ..engine.ckpt import load_checkpoint
 
     ckpt = checkpoint or chosen_checkpoint(path)
     state = load_checkpoint(ckpt)
@@ -308,7 +308,7 @@ def write_report(
     lines = [
         f"# Reproduction report: {title}",
         "",
-        f"Written by `{_command('report', str(path))}` on {date.today().isoformat()} from "
+        f"Written by `{_command('judge.report', str(path))}` on {date.today().isoformat()} from "
         f"`{path}`. The numbers are regenerated on every run; keep your prose in "
         "JOURNAL.md and PAPER.md.",
         "",

@@ -1,7 +1,7 @@
 """Progress through CHECKPOINTS.md: how many questions per phase have an answer.
 
-    python -m {{ cookiecutter.package_name }}.checkpoints              # ./CHECKPOINTS.md
-    python -m {{ cookiecutter.package_name }}.checkpoints --strict     # exit 1 while any is open
+    python -m {{ cookiecutter.package_name }}.judge.checkpoints              # ./CHECKPOINTS.md
+    python -m {{ cookiecutter.package_name }}.judge.checkpoints --strict     # exit 1 while any is open
 
 A question counts as answered when its collapsible answer slot holds text other
 than the placeholder comment. ``pytest -m checkpoints`` runs the opt-in test that

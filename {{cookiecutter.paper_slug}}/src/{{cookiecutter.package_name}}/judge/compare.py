@@ -1,9 +1,9 @@
 """Numbers match? Check a run, a seed sweep or an ablation sweep against the paper.
 
-    python -m {{ cookiecutter.package_name }}.compare runs/<date>/<time>               # one run (after eval)
-    python -m {{ cookiecutter.package_name }}.compare runs/sweeps/seeds/<time>         # -m sweep=seeds
-    python -m {{ cookiecutter.package_name }}.compare runs/sweeps/ablation/<time>      # -m sweep=ablation seed=range(3)
-    python -m {{ cookiecutter.package_name }}.compare <dir> --references reference_numbers.yaml
+    python -m {{ cookiecutter.package_name }}.judge.compare runs/<date>/<time>               # one run (after eval)
+    python -m {{ cookiecutter.package_name }}.judge.compare runs/sweeps/seeds/<time>         # -m sweep=seeds
+    python -m {{ cookiecutter.package_name }}.judge.compare runs/sweeps/ablation/<time>      # -m sweep=ablation seed=range(3)
+    python -m {{ cookiecutter.package_name }}.judge.compare <dir> --references reference_numbers.yaml
 
 Reads ``reference_numbers.yaml`` and each run's ``metrics.json`` and
 ``eval_<split>.json`` (written by eval.py, or by the sweep's own test evaluation;
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import yaml
 
-from .stats import DIFFERENCE_METHOD, METHOD, Interval, difference_interval, mean_interval
-from .stats import seeds_to_fit as _seeds_to_fit
-from .sweeps import find_jobs, job_overrides, run_metrics
+from ..engine.stats import DIFFERENCE_METHOD, METHOD, Interval, difference_interval, mean_interval
+from ..engine.stats import seeds_to_fit as _seeds_to_fit
+from .runs import find_jobs, job_overrides, run_metrics, varying_keys
 
 DEFAULT_REFERENCES = Path("reference_numbers.yaml")
 INCONCLUSIVE = 3  # exit status when the only problem is an inconclusive row
@@ -103,8 +103,6 @@ def check_sweep_kind(path: Path) -> str | None:
     jobs = find_jobs(path)
     if not jobs:
         return None
-    from .sweeps import varying_keys
-
     other = [k for k in varying_keys(jobs) if k not in ("seed", "ablation")]
     if other:
         return (
@@ -158,72 +156,84 @@ def check_number(ref: dict, runs: Runs) -> Result:
 def check_claim(ref: dict, runs: Runs) -> Result:
     """A bound, effect or order entry: a difference (or a value) that must be at
     least a threshold."""
-    where = ref.get("where", "")
     if "at_least" in ref or "at_most" in ref:
-        above = "at_least" in ref
-        threshold = float(ref["at_least"] if above else ref["at_most"])
-        metric = ref["metric"]
-        claim = f"{metric} {'>=' if above else '<='} {threshold:g}"
-        values = values_of(runs, FULL_MODEL, metric)
-        if not values:
-            return Result("bound", claim, where, "missing")
-        estimate = mean_interval(values)
-        # "at most X" is "-value >= -X": judged by the same rule.
-        signed = estimate if above else _negated(estimate)
-        verdict, needed = judge_at_least(
-            signed, threshold if above else -threshold, len(values) == 1
-        )
-        return _result("bound", claim, where, verdict, estimate, needed, METHOD)
-
+        return check_bound(ref, runs)
     if "ablation" in ref:
-        ablation, metric = ref["ablation"], ref["metric"]
-        lowers = "lowers_by" in ref
-        by = float(ref["lowers_by"] if lowers else ref["raises_by"])
-        change = "lowers" if lowers else "raises"
-        claim = f"ablation={ablation} {change} {metric} by >= {by:g} (vs the full model)"
-        full, ablated = values_of(runs, FULL_MODEL, metric), values_of(runs, ablation, metric)
-        if not full or not ablated:
-            return _not_there("effect", claim, where, runs, [ablation])
-        # lowers: full - ablated >= by; raises: ablated - full >= by
-        estimate = (
-            difference_interval(full, ablated) if lowers else difference_interval(ablated, full)
-        )
-        single = min(len(full), len(ablated)) == 1
-        verdict, needed = judge_at_least(estimate, by, single, groups=2)
-        return _result("effect", claim, where, verdict, estimate, needed, DIFFERENCE_METHOD)
-
+        return check_effect(ref, runs)
     if "order" in ref:
-        first, second = ref["order"]
-        better = ref.get("better", "higher")
-        if better not in ("higher", "lower"):
-            raise ValueError(f"better: must be higher or lower, not {better!r} ({ref})")
-        by = float(ref.get("by", 0.0))
-        sign = 1 if better == "higher" else -1
-        if "metric" in ref:  # two sweep points (ablations) on one metric
-            metric = ref["metric"]
-            claim = f"{first} beats {second} on {metric} ({better} is better) by >= {by:g}"
-            a, b = values_of(runs, first, metric), values_of(runs, second, metric)
-            if not a or not b:
-                return _not_there("order", claim, where, runs, [first, second])
-            estimate = difference_interval(a, b) if sign > 0 else difference_interval(b, a)
-            single, groups, method = min(len(a), len(b)) == 1, 2, DIFFERENCE_METHOD
-        else:  # two metrics of the same runs (the method and a baseline), paired by seed
-            claim = f"{first} beats {second} ({better} is better) by >= {by:g}"
-            pairs = [
-                sign * (m[first] - m[second])
-                for m in runs.points.get(FULL_MODEL, [])
-                if math.isfinite(m.get(first, math.nan)) and math.isfinite(m.get(second, math.nan))
-            ]
-            if not pairs:
-                return Result("order", claim, where, "missing")
-            estimate = mean_interval(pairs)
-            single, groups, method = len(pairs) == 1, 1, PAIRED_METHOD
-        verdict, needed = judge_at_least(estimate, by, single, groups=groups)
-        return _result("order", claim, where, verdict, estimate, needed, method)
+        return check_order(ref, runs)
     raise ValueError(
         f"reference entry {ref} is none of: paper+tolerance, at_least/at_most, "
         "ablation+lowers_by/raises_by, order"
     )
+
+
+def check_bound(ref: dict, runs: Runs) -> Result:
+    """``metric`` at least (or at most) a value, on the full model's runs."""
+    where = ref.get("where", "")
+    above = "at_least" in ref
+    threshold = float(ref["at_least"] if above else ref["at_most"])
+    metric = ref["metric"]
+    claim = f"{metric} {'>=' if above else '<='} {threshold:g}"
+    values = values_of(runs, FULL_MODEL, metric)
+    if not values:
+        return Result("bound", claim, where, "missing")
+    estimate = mean_interval(values)
+    # "at most X" is "-value >= -X": judged by the same rule.
+    signed = estimate if above else _negated(estimate)
+    verdict, needed = judge_at_least(signed, threshold if above else -threshold, len(values) == 1)
+    return _result("bound", claim, where, verdict, estimate, needed, METHOD)
+
+
+def check_effect(ref: dict, runs: Runs) -> Result:
+    """Switching ``ablation`` on lowers (or raises) ``metric`` by at least ``by``."""
+    where = ref.get("where", "")
+    ablation, metric = ref["ablation"], ref["metric"]
+    lowers = "lowers_by" in ref
+    by = float(ref["lowers_by"] if lowers else ref["raises_by"])
+    change = "lowers" if lowers else "raises"
+    claim = f"ablation={ablation} {change} {metric} by >= {by:g} (vs the full model)"
+    full, ablated = values_of(runs, FULL_MODEL, metric), values_of(runs, ablation, metric)
+    if not full or not ablated:
+        return _not_there("effect", claim, where, runs, [ablation])
+    # lowers: full - ablated >= by; raises: ablated - full >= by
+    estimate = difference_interval(full, ablated) if lowers else difference_interval(ablated, full)
+    single = min(len(full), len(ablated)) == 1
+    verdict, needed = judge_at_least(estimate, by, single, groups=2)
+    return _result("effect", claim, where, verdict, estimate, needed, DIFFERENCE_METHOD)
+
+
+def check_order(ref: dict, runs: Runs) -> Result:
+    """``first`` beats ``second`` by at least ``by``: two sweep points on one metric,
+    or two metrics of the same runs (the method and a baseline), paired by seed."""
+    where = ref.get("where", "")
+    first, second = ref["order"]
+    better = ref.get("better", "higher")
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better: must be higher or lower, not {better!r} ({ref})")
+    by = float(ref.get("by", 0.0))
+    sign = 1 if better == "higher" else -1
+    if "metric" in ref:  # two sweep points (ablations) on one metric
+        metric = ref["metric"]
+        claim = f"{first} beats {second} on {metric} ({better} is better) by >= {by:g}"
+        a, b = values_of(runs, first, metric), values_of(runs, second, metric)
+        if not a or not b:
+            return _not_there("order", claim, where, runs, [first, second])
+        estimate = difference_interval(a, b) if sign > 0 else difference_interval(b, a)
+        single, groups, method = min(len(a), len(b)) == 1, 2, DIFFERENCE_METHOD
+    else:
+        claim = f"{first} beats {second} ({better} is better) by >= {by:g}"
+        pairs = [
+            sign * (m[first] - m[second])
+            for m in runs.points.get(FULL_MODEL, [])
+            if math.isfinite(m.get(first, math.nan)) and math.isfinite(m.get(second, math.nan))
+        ]
+        if not pairs:
+            return Result("order", claim, where, "missing")
+        estimate = mean_interval(pairs)
+        single, groups, method = len(pairs) == 1, 1, PAIRED_METHOD
+    verdict, needed = judge_at_least(estimate, by, single, groups=groups)
+    return _result("order", claim, where, verdict, estimate, needed, method)
 
 
 def check(references: list[dict], runs: Runs) -> list[Result]:
@@ -313,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(r.verdict == "missing" for r in results):
         print(
             "\nmissing: run eval.py on the checkpoint first "
-            f"(python -m {__package__}.eval ckpt_path={args.run_dir}/checkpoints/last.pt), "
+            f"(python -m {__package__.rpartition('.')[0]}.eval ckpt_path={args.run_dir}/checkpoints/last.pt), "
             "or sweep with sweep=seeds / sweep=ablation, which evaluate the test split",
             file=sys.stderr,
         )

@@ -1,6 +1,6 @@
-"""The config schema: every key the YAML files may set, with its type.
+"""The config schema: every key the YAML files beside it may set, with its type.
 
-Hydra merges the YAML files (configs/) onto these dataclasses, so a misspelt key
+Hydra merges the YAML files (this directory) onto these dataclasses, so a misspelt key
 (``trainer.max_step=10``) or a value of the wrong type (``trainer.max_steps=abc``)
 fails when the config is composed, with Hydra's own message, before any data is
 loaded. Values live in the YAML files; ``MISSING`` here means "the YAML must set
@@ -20,17 +20,11 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from .data import DataConfig
-from .loss import HEADLINE_MODE, LossConfig
-from .model import ModelConfig
+from ..data import DataConfig
+from ..loss import HEADLINE_MODE, LossConfig
+from ..model import ModelConfig
 
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-class ConfigError(ValueError):
-    """A config the schema accepts but the code cannot run as asked (a key the chosen
-    optimiser does not read, a batch that does not divide): the commands print it as
-    one line."""
+CONFIG_DIR = Path(__file__).parent  # the YAML files beside this one
 
 
 class Precision(Enum):
@@ -56,7 +50,7 @@ class ScheduleName(Enum):
 @dataclass
 class OptimConfig:
     """configs/optim/*.yaml. The keys after grad_clip belong to some optimisers
-    only (optim.OPTIMISER_KEYS); one set for another optimiser is an error."""
+    only (engine/optim.py: OPTIMISER_KEYS); one set for another optimiser is an error."""
 
     name: OptimName = MISSING
     lr: float = MISSING  # the peak LR: the schedule is a factor on it
@@ -72,7 +66,7 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """configs/schedule/*.yaml (optim.lr_factor has the formulas)."""
+    """configs/schedule/*.yaml (engine/optim.py: lr_factor has the formulas)."""
 
     name: ScheduleName = MISSING
     warmup_steps: int = 0
@@ -103,7 +97,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the model for training steps
     tensorboard: bool = True  # also log to <run dir>/tensorboard when it is installed
     plot: bool = True  # training_curves.png at the end (matplotlib: ~0.5 s)
-    num_threads: int | None = None  # CPU threads; None: the idle cores (runtime.py)
+    num_threads: int | None = None  # CPU threads; None: the idle cores (engine/runtime.py)
     stall_warning_seconds: float | None = 600.0  # warn when no batch comes this long
 
 

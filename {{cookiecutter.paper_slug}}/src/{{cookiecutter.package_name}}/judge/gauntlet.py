@@ -1,8 +1,8 @@
 """The debugging gauntlet: the sanity checks of the method, run on the real code.
 
-    python -m {{ cookiecutter.package_name }}.gauntlet
-    python -m {{ cookiecutter.package_name }}.gauntlet model.n_layers=4 optim.lr=1e-3
-    python -m {{ cookiecutter.package_name }}.gauntlet --sizes 1 10 --out runs/gauntlet/mine
+    python -m {{ cookiecutter.package_name }}.judge.gauntlet
+    python -m {{ cookiecutter.package_name }}.judge.gauntlet model.n_layers=4 optim.lr=1e-3
+    python -m {{ cookiecutter.package_name }}.judge.gauntlet --sizes 1 10 --out runs/gauntlet/mine
 
 Arguments are the same overrides train.py takes. Each check builds a fresh model
 from the config and uses the project's own data, model, loss and optimiser:
@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -50,18 +49,26 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data import batch_layout, build_splits, overfit_batch, spec, train_batches
+from ..engine.batches import map_tensors, named_tensors
+from ..engine.runtime import pick_device
+from ..loss import expected_loss_at_init, loss_fn
+from ..model import build_model
 from . import data_checks
-from .data import batch_layout, build_splits, overfit_batch, spec, train_batches
-from .loss import expected_loss_at_init, loss_fn, memorised
-from .model import build_model
-from .optim import build_optimizer
-from .runtime import map_tensors, named_tensors, pick_device
-
-OVERFIT_BUDGET = {1: 200, 10: 600, 100: 3000}  # steps allowed per batch size
-INIT_TOLERANCE = 0.05  # |loss at init - expected|, in the loss's own units
-DEAD_UNIT_LIMIT = 0.5  # a layer with more than this share of never-positive units fails
-ACTIVATION_STD_RANGE = (1e-3, 1e2)  # per-layer output std at init
-GRAD_SPREAD_LIMIT = 1e6  # largest / smallest non-zero per-parameter gradient norm
+from .diagnostics import (
+    ACTIVATION_STD_RANGE,
+    DEAD_UNIT_LIMIT,
+    GRAD_SPREAD_LIMIT,
+    INIT_TOLERANCE,
+    OVERFIT_BUDGET,
+    fit_fixed_batch,
+    gradient_problems,
+    init_problems,
+    init_statistics,
+    loss_gradcheck,
+    lr_range,
+    overfit_hint,
+)
 
 
 @dataclass
@@ -77,256 +84,6 @@ class Check:
 def data_check(name: str, verdict, expected: str, hint: str) -> Check:
     """A row from one of data_checks' verdicts."""
     return Check(name, verdict.passed, verdict.measured, expected, hint, verdict.applies)
-
-
-# --- The checks, also used by the tests -------------------------------------------
-
-
-def fit_fixed_batch(model, batch, cfg, max_steps: int, check_every: int = 10, zero_inputs=False):
-    """Train on one fixed batch with the project's optimiser at a constant LR.
-    Returns (steps until ``loss.memorised`` holds or None, loss per step)."""
-    optimizer = build_optimizer(model, cfg.optim)
-    # Zeroed as the input baseline zeroes them (data_checks.zeroed: conditions kept).
-    inputs = data_checks.zeroed(batch["inputs"]) if zero_inputs else batch["inputs"]
-    losses = []
-    for step in range(max_steps + 1):
-        if step % check_every == 0:
-            model.eval()
-            if memorised(model, {**batch, "inputs": inputs}):
-                return step, losses
-        model.train()
-        loss = loss_fn(model(inputs), batch, cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return None, losses
-
-
-def overfit_hint(losses: list[float]) -> str:
-    """What a failed overfit run's loss curve says (Karpathy's recipe, FSDL)."""
-    if not losses:
-        return "no training step was taken"
-    first, last = losses[0], losses[-1]
-    if not math.isfinite(last):
-        return "the loss became non-finite: exp/log/division numerics, or LR far too high"
-    tail = losses[-max(2, len(losses) // 10) :]
-    if sum(tail) / len(tail) > first:
-        return "rising loss: a sign flip in the loss, or LR too high"
-    drop = first - min(losses)
-    still_falling = (tail[0] - tail[-1]) > 0.01 * drop
-    if last < 0 and still_falling and drop > abs(first):
-        return (
-            f"the loss falls without bound ({first:.3g} -> {last:.3g}, below zero and still "
-            "falling): a sign flip (the loss maximises what it should minimise), or a term "
-            "with no minimum"
-        )
-    if drop <= 0.1 * abs(first):
-        return (
-            "plateau from the start: LR too low, or gradients not reaching some layers "
-            "(see gradient flow)"
-        )
-    # Near zero (98% of a positive start gone), or no longer moving: the optimiser
-    # found the loss's minimum, and it is not what memorised() asks for.
-    if (first > 0 and last <= 0.02 * first) or not still_falling:
-        return (
-            f"the loss fell to {last:.3g} (from {first:.3g}) yet memorised() fails: "
-            "the loss optimises another target than memorised()/metrics_fn check "
-            "(another key, shifted or mis-paired targets, another output), or memorised's "
-            "tolerance is out of reach of this loss"
-        )
-    return (
-        f"the loss still falls ({first:.3g} -> {last:.3g}): a higher LR or more steps; "
-        "if it is slow from the start, see gradient flow and init statistics"
-    )
-
-
-def gradient_problems(model, batch, loss_cfg) -> list[str]:
-    """Parameters whose gradient is missing, non-finite or all zero (empty: fine).
-    Stronger than "parameters changed after a step": AdamW's weight decay moves
-    parameters even when their gradient is zero (a detached branch, say)."""
-    model.zero_grad(set_to_none=True)
-    loss_fn(model(batch["inputs"]), batch, loss_cfg).backward()
-    problems = []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if param.grad is None:
-            problems.append(f"{name}: no gradient (not in the graph?)")
-        elif not torch.isfinite(param.grad).all():
-            problems.append(f"{name}: non-finite gradient")
-        elif param.grad.abs().sum() == 0:
-            problems.append(f"{name}: all-zero gradient")
-    return problems
-
-
-def output_tensors(outputs) -> list[torch.Tensor]:
-    """A model may return one tensor or a dict of them (e.g. logits, mu, logvar)."""
-    return list(outputs.values()) if isinstance(outputs, dict) else [outputs]
-
-
-def like_outputs(outputs, tensors: list[torch.Tensor]):
-    """The inverse of ``output_tensors``: the same structure around new tensors."""
-    return dict(zip(outputs, tensors, strict=True)) if isinstance(outputs, dict) else tensors[0]
-
-
-def loss_gradcheck(model, batch, loss_cfg, directions: int = 3, eps: float = 1e-6) -> bool:
-    """Autograd against finite differences for the loss, in float64, on two examples:
-    catches a loss whose hand-written backward path (a custom reduction) is wrong.
-
-    Along random directions u of the model's outputs x, autograd's directional
-    derivative <dL/dx, u> must equal the central difference
-    (L(x + eps u) - L(x - eps u)) / (2 eps). A wrong gradient misses it for almost
-    every u. This is torch.autograd.gradcheck's fast mode written out: two loss
-    evaluations per direction however large the outputs (a vocabulary, an image),
-    and without the ~0.4 s import gradcheck does on its first call."""
-    small = map_tensors(lambda tensor: tensor[:2], batch)
-    with torch.no_grad():
-        outputs = model(small["inputs"])
-    x = [t.double().requires_grad_(True) for t in output_tensors(outputs)]
-    # Float targets (pixels, returns, float inputs) in float64 too, so the loss runs
-    # in float64; integer ones (labels, time steps) stay as they are.
-    targets = map_tensors(lambda t: t.double() if t.is_floating_point() else t, small)
-
-    def loss_at(tensors):
-        return loss_fn(like_outputs(outputs, tensors), targets, loss_cfg)
-
-    # An output the loss does not use has no gradient (None): zero along every u.
-    grads = torch.autograd.grad(loss_at(x), x, allow_unused=True)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(directions):
-        u = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device) for t in x]
-        pairs = list(zip(x, u, strict=True))
-        by_autograd = sum(
-            float((g * d).sum()) for g, d in zip(grads, u, strict=True) if g is not None
-        )
-        with torch.no_grad():
-            plus = loss_at([t + eps * d for t, d in pairs])
-            minus = loss_at([t - eps * d for t, d in pairs])
-        by_differences = float(plus - minus) / (2 * eps)
-        # gradcheck's own tolerances (atol 1e-5, rtol 1e-3).
-        if abs(by_differences - by_autograd) > 1e-5 + 1e-3 * abs(by_differences):
-            return False
-    return True
-
-
-def init_statistics(model, batch, loss_cfg) -> dict:
-    """Per layer with weights: output std and share of units never positive over
-    the batch (dead after a ReLU); and the spread of per-parameter gradient norms."""
-    stats, hooks = {}, []
-
-    def record(name):
-        def hook(module, args, output):
-            if isinstance(output, torch.Tensor) and output.is_floating_point():
-                flat = output.detach().float().flatten(0, -2) if output.dim() > 1 else output
-                if isinstance(module, nn.modules.conv._ConvNd):  # units are channels
-                    flat = output.detach().transpose(0, 1).flatten(1).T
-                dead = (flat <= 0).all(dim=0).float().mean().item()
-                # Largest std of one unit across examples (and positions): ~0 means
-                # the layer gives every example the same output, its input is constant.
-                varies = flat.std(dim=0).max().item() if len(flat) > 1 else math.inf
-                stats[name] = {"std": flat.std().item(), "dead": dead, "varies": varies}
-
-        return hook
-
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding)):
-            hooks.append(module.register_forward_hook(record(name)))
-    model.zero_grad(set_to_none=True)
-    try:
-        loss_fn(model(batch["inputs"]), batch, loss_cfg).backward()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    norms = {n: p.grad.norm().item() for n, p in model.named_parameters() if p.grad is not None}
-    nonzero = {n: v for n, v in norms.items() if v > 0}
-    spread = max(nonzero.values()) / min(nonzero.values()) if nonzero else math.inf
-    extremes = (min(nonzero, key=nonzero.get), max(nonzero, key=nonzero.get)) if nonzero else ()
-    return {"layers": stats, "grad_spread": spread, "grad_extremes": extremes}
-
-
-def init_problems(stats: dict) -> list[tuple[str, str]]:
-    """(what, what it usually means) for each part of the init statistics that
-    fails, naming the layer or parameter."""
-    low, high = ACTIVATION_STD_RANGE
-    problems = []
-    # Layers in the order they ran: after one fed a constant, the next are constant
-    # too; name the first, which is where the bug is.
-    constant = [n for n, s in stats["layers"].items() if s["varies"] <= 1e-6 * max(1.0, s["std"])]
-    if constant:
-        after = f" (and {len(constant) - 1} layer(s) after it)" if len(constant) > 1 else ""
-        problems.append(
-            (
-                f"{constant[0]}: the same output for every example{after}",
-                f"{constant[0]} is fed a constant (a timestep or condition embedding given "
-                "one value for all, an input zeroed or detached before it)",
-            )
-        )
-    for name, s in stats["layers"].items():
-        if name in constant:
-            pass
-        elif s["std"] < low:
-            problems.append(
-                (
-                    f"{name}: activation std {s['std']:.2g}",
-                    f"{name}'s output is nearly zero: its init scale is too small for the "
-                    "depth (use fan-in scaling), or its input is",
-                )
-            )
-        if s["std"] > high:
-            problems.append(
-                (
-                    f"{name}: activation std {s['std']:.3g}",
-                    f"{name}'s init scale is too large for its fan-in (use fan-in scaling)",
-                )
-            )
-        if s["dead"] > DEAD_UNIT_LIMIT:
-            problems.append(
-                (
-                    f"{name}: {s['dead']:.0%} of units never positive",
-                    f"units after {name} are dead for this batch: negative biases or "
-                    "pre-activations shifted below zero (ReLU); check its init and inputs",
-                )
-            )
-    if stats["grad_spread"] > GRAD_SPREAD_LIMIT:
-        small, large = stats["grad_extremes"] or ("?", "?")
-        problems.append(
-            (
-                f"gradient-norm spread {stats['grad_spread']:.3g} ({small} to {large})",
-                f"{small} barely learns next to {large}: vanishing gradients on the way, "
-                "or a branch scaled down",
-            )
-        )
-    return problems
-
-
-def lr_range(model, batches, cfg, start=1e-6, end=1.0, steps=100) -> tuple[list, list]:
-    """Loss (smoothed) while the LR grows exponentially from ``start`` to ``end``,
-    one step per batch, no warm-up or decay; stops once the loss has blown up."""
-    optimizer = build_optimizer(model, cfg.optim)
-    lrs, losses, smooth = [], [], None
-    for i in range(steps):
-        lr = start * (end / start) ** (i / (steps - 1))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = next(batches)
-        model.train()
-        loss = loss_fn(model(batch["inputs"]), batch, cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            break
-        smooth = value if smooth is None else 0.8 * smooth + 0.2 * value
-        lrs.append(lr)
-        losses.append(smooth)
-        if smooth > 4 * min(losses) and smooth > losses[0]:
-            break
-    return lrs, losses
-
-
-# --- Running them all -------------------------------------------------------------
 
 
 class Setup:
@@ -407,7 +164,7 @@ def run_gauntlet(
 
 def draw_plots(out_dir: Path, curves: dict, lrs: list, losses: list) -> None:
     """overfit.png (the loss curve of each overfit check) and lr_range.png."""
-    from .plots import plot_lines  # matplotlib, only now
+    from ..engine.plots import plot_lines  # matplotlib, only now
 
     if curves:
         plot_lines(curves, "step", "training loss on the fixed batch", out_dir / "overfit.png")
@@ -650,7 +407,7 @@ def format_report(checks: list[Check]) -> str:
 def main(argv: list[str] | None = None) -> None:
     from hydra.errors import ConfigCompositionException
 
-    from .schema import compose_config
+    from ..configs.schema import compose_config
 
     parser = argparse.ArgumentParser(description="Run the debugging gauntlet.")
     parser.add_argument("overrides", nargs="*", help="config overrides, as for train.py")

@@ -35,7 +35,13 @@ from types import SimpleNamespace
 import torch
 
 from .runtime import plain
-from .schema import ConfigError
+
+
+class ConfigError(ValueError):
+    """A config the schema accepts but the code cannot run as asked (a key the chosen
+    optimiser does not read, a batch that does not divide): the commands print it as
+    one line."""
+
 
 # The keys each optimiser reads beyond lr, weight_decay and grad_clip. A key set for
 # another optimiser is an error rather than silently ignored: ``optim=sgd

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import train_batches
-from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn
-from .optim import build_optimizer
-from .runtime import map_tensors, named_tensors, plain, rng_states, set_rng_states
+from ..data import train_batches
+from ..engine.batches import map_tensors, named_tensors
+from ..engine.optim import build_optimizer
+from ..engine.runtime import plain, rng_states, set_rng_states
+from ..loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn
 
 
 @dataclass
@@ -437,7 +438,7 @@ def short_run(cfg, model, split, val, steps: int) -> float:
     """Train ``model`` for ``steps`` steps on real training batches with the
     project's optimiser and loss (constant LR, gradients clipped as configured) and
     return the validation headline metric."""
-    from .eval import evaluate  # imports Hydra; only here
+    from ..eval import evaluate  # imports Hydra; only here
 
     optimizer = build_optimizer(model, cfg.optim)
     _, batches = training_stream(cfg, split, model)
