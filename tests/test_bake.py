@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -181,6 +182,80 @@ def test_every_paper_type_is_listed_here():
 def test_each_paper_type_bakes_exactly_its_files(cookies, paper_type):
     project = bake_ok(cookies, paper_type=paper_type)
     assert project_files(project) == SHARED_FILES | TYPE_FILES[paper_type]
+
+
+# The baked package's layers, bottom up: what each may import from the package.
+# engine/ knows nothing of the paper; the paper's modules use only each other and
+# the batch stream; the loop builds on both; judge/ may use everything.
+PAPER = {"data", "model", "loss"}
+LAYERS = {
+    "engine": lambda target: target.startswith("engine."),
+    "paper": lambda target: target in PAPER or target == "engine.batches",
+    "configs": lambda target: target in PAPER or target.startswith("engine."),
+    "loop": lambda target: not target.startswith("judge."),
+    "judge": lambda target: True,
+}
+
+
+def layer_of(module: str) -> str:
+    top = module.split(".")[0]
+    if module in PAPER:
+        return "paper"
+    return {"train": "loop", "eval": "loop"}.get(top, top)
+
+
+def package_imports(package: Path) -> dict[str, set[str]]:
+    """Each module of the package (dotted, from its root) and the package modules it
+    imports, anywhere in its body (lazy imports inside functions included)."""
+    modules = {
+        p.relative_to(package).with_suffix("").as_posix().replace("/", "."): p
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py"
+    }
+    graph = {}
+    for name, path in modules.items():
+        parent = name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            base = parent[: len(parent) - (node.level - 1)]
+            target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            # `from . import data_checks` names a module; `from .data import spec` a name.
+            candidates = [f"{target}.{a.name}".lstrip(".") for a in node.names] + [target]
+            found |= {c for c in candidates if c in modules}
+        graph[name] = found - {name}
+    return graph
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    done, stack = set(), []
+
+    def visit(module):
+        if module in stack:
+            return [*stack[stack.index(module) :], module]
+        if module in done:
+            return None
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if cycle := visit(target):
+                return cycle
+        stack.pop()
+        done.add(module)
+        return None
+
+    return next((c for m in sorted(graph) if (c := visit(m))), None)
+
+
+@pytest.mark.parametrize("paper_type", PAPER_TYPES)
+def test_the_package_imports_in_layers_without_cycles(cookies, paper_type):
+    graph = package_imports(bake_ok(cookies, paper_type=paper_type) / "src" / PKG)
+    assert {"data", "model", "loss", "train", "eval", "engine.batches", "judge.gauntlet"} <= set(graph)
+    for module, targets in graph.items():
+        allowed = LAYERS[layer_of(module)]
+        wrong = sorted(t for t in targets if not allowed(t))
+        assert not wrong, f"{module} ({layer_of(module)}) imports {wrong}"
+    assert import_cycle(graph) is None, f"import cycle: {' -> '.join(import_cycle(graph))}"
 
 
 def test_no_template_syntax_is_left(default_project):
