@@ -24,9 +24,11 @@ from {{ cookiecutter.package_name }}.engine.runtime import (
 )
 
 
-def poison_loss_at(monkeypatch, call: int, how) -> None:
-    """Let the ``call``-th training loss go through ``how`` (e.g. times NaN)."""
+def poison_loss_at(monkeypatch, cfg, step: int, how) -> None:
+    """Let the first training loss of update ``step`` go through ``how`` (e.g. times
+    NaN). An update computes trainer.grad_accum_steps losses (its micro-batches)."""
     real, calls = train_module.loss_fn, []
+    call = (step - 1) * cfg.trainer.grad_accum_steps + 1
 
     def loss_fn(*args):
         calls.append(1)
@@ -37,9 +39,10 @@ def poison_loss_at(monkeypatch, call: int, how) -> None:
 
 
 def test_a_nan_loss_stops_training_at_that_step(quick_cfg, tmp_path, monkeypatch):
-    poison_loss_at(monkeypatch, 7, lambda loss: loss * float("nan"))
+    cfg = quick_cfg()
+    poison_loss_at(monkeypatch, cfg, 7, lambda loss: loss * float("nan"))
     with pytest.raises(train_module.NonFiniteError, match="step 7: the loss is nan"):
-        train_module.train(quick_cfg(), tmp_path)
+        train_module.train(cfg, tmp_path)
     # The last checkpoint (step 4) holds finite weights, written before the NaN.
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert state["step"] == 4
@@ -63,9 +66,10 @@ def test_a_non_finite_gradient_names_the_parameter(quick_cfg, tmp_path, monkeypa
         trainable[-1][1].register_hook(lambda grad: grad * bad)
         return loss
 
-    poison_loss_at(monkeypatch, 3, blow_up_one_gradient)
+    cfg = quick_cfg()
+    poison_loss_at(monkeypatch, cfg, 3, blow_up_one_gradient)
     with pytest.raises(train_module.NonFiniteError) as error:
-        train_module.train(quick_cfg(), tmp_path)
+        train_module.train(cfg, tmp_path)
     assert f"step 3: the gradient of {trainable[-1][0]} is not finite" in str(error.value)
 
 
@@ -86,9 +90,10 @@ def test_the_command_line_reports_divergence_in_one_line(tmp_path, run_train_com
 @pytest.mark.filterwarnings("ignore:Error detected in")
 def test_anomaly_mode_names_the_operation(quick_cfg, tmp_path, monkeypatch):
     # sqrt(-1) = NaN in the forward pass; anomaly mode reports the backward of it.
-    poison_loss_at(monkeypatch, 2, lambda loss: loss + (loss - loss - 1).sqrt())
+    cfg = quick_cfg("trainer.detect_anomaly=true")
+    poison_loss_at(monkeypatch, cfg, 2, lambda loss: loss + (loss - loss - 1).sqrt())
     with pytest.raises(RuntimeError, match="SqrtBackward0"):
-        train_module.train(quick_cfg("trainer.detect_anomaly=true"), tmp_path)
+        train_module.train(cfg, tmp_path)
 
 
 @pytest.mark.parametrize(

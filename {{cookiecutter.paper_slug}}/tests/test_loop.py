@@ -25,17 +25,18 @@ import torch.nn.functional as F
 from torch.optim.adamw import adamw
 
 import {{ cookiecutter.package_name }}.train as train_module
+from {{ cookiecutter.package_name }}.configs.schema import (
+    compose_config,
+)
 from {{ cookiecutter.package_name }}.data import (
     spec,
 )
 from {{ cookiecutter.package_name }}.engine.batches import (
     map_tensors,
+    named_tensors,
 )
 from {{ cookiecutter.package_name }}.engine.ckpt import (
     load_checkpoint,
-)
-from {{ cookiecutter.package_name }}.engine.optim import (
-    build_schedule,
 )
 from {{ cookiecutter.package_name }}.eval import (
     evaluate,
@@ -50,32 +51,68 @@ from {{ cookiecutter.package_name }}.loss import (
 from {{ cookiecutter.package_name }}.model import (
     build_model,
 )
+from conftest import QUICK_RUN
 
-STEPS, WARMUP = 8, 4  # the run ends half-way through the cosine, after the warm-up
+STEPS, WARMUP = 8, 4  # the run ends half-way through a decay, after the warm-up
 EPS = 1e-6  # small enough for clipping to matter (wired_config)
+ADAPTIVE = {"adamw", "adam", "rmsprop"}  # the optimisers with an eps
 
 
-def schedule(update: int, peak: float, warmup: int, total: int, floor: float) -> float:
-    """The LR of the ``update``-th update (0 = the first): linear warm-up to ``peak``
-    over ``warmup`` updates, then a half cosine down to ``floor * peak`` at ``total``."""
+def schedule(update: int, sched, peak: float, total: int) -> float:
+    """The LR of the ``update``-th update (0 = the first), written out from each
+    schedule's definition: linear warm-up to ``peak`` over warmup_steps updates,
+    then constant, a half cosine or a straight line down to min_lr_ratio * peak at
+    ``total``, gamma ** (completed step_size stretches), or peak * sqrt(warmup / n)."""
+    warmup = sched.warmup_steps
     if update < warmup:
         return peak * (update + 1) / warmup
-    progress = (update - warmup) / (total - warmup)
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    name = sched.name.value  # the config holds schema.ScheduleName members
+    if name == "constant":
+        return peak
+    if name == "inverse_sqrt":
+        return peak * math.sqrt(max(warmup, 1) / (update + 1))
+    if name == "step":
+        return peak * sched.gamma ** ((update - warmup) // sched.step_size)
+    progress = min((update - warmup) / (total - warmup), 1.0)
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if name == "cosine" else 1 - progress
+    return peak * (sched.min_lr_ratio + (1 - sched.min_lr_ratio) * shape)
+
+
+def recipe_label(cfg) -> str:
+    """What a recipe replay replays: optimiser, schedule, accumulation, average."""
+    t = cfg.trainer
+    ema = "no EMA" if t.ema_decay is None else f"EMA {t.ema_decay:g}"
+    return f"{cfg.optim.name.value}, {cfg.schedule.name.value}, accumulation {t.grad_accum_steps}, {ema}"
+
+
+def fitted_to_the_run(cfg) -> list[str]:
+    """Overrides that shrink the configured schedule's periods to the STEPS-long run,
+    keeping its shape, so every part of its formula is reached."""
+    sched, fit = cfg.schedule, []
+    if sched.warmup_steps:
+        fit.append(f"schedule.warmup_steps={min(sched.warmup_steps, WARMUP)}")
+    if sched.step_size:
+        fit.append(f"schedule.step_size={min(sched.step_size, 3)}")
+    if cfg.trainer.ema_decay is not None:  # 0.9999 would barely move in STEPS updates
+        fit.append(f"trainer.ema_decay={min(cfg.trainer.ema_decay, 0.7)}")
+    return fit
 
 
 def wired_config(quick_cfg, *recipe: str):
     """A short run with clipping, warm-up, decay and weight decay all mattering."""
-    probe = build_model(quick_cfg().model, spec(quick_cfg().data))
+    base = quick_cfg(*recipe)
+    probe = build_model(base.model, spec(base.data))
     n_params = sum(p.numel() for p in probe.parameters() if p.requires_grad)
     # Clipped to this norm, a gradient element is ~10 eps on average: an adaptive
     # update m / (sqrt(v) + eps) then depends on the clipped scale, so a loop that
     # clips at the wrong threshold (or not at all) ends at other weights. Untrained
     # models' gradient norms are far above it: every step is clipped (asserted below).
     clip = 10 * EPS * math.sqrt(n_params)
+    eps = [f"optim.eps={EPS}"] if base.optim.name.value in ADAPTIVE else []
     return quick_cfg(
-        f"trainer.max_steps={STEPS}", "trainer.log_every=1", f"trainer.eval_every={STEPS}",
-        "optim.weight_decay=0.5", f"optim.grad_clip={clip}", *recipe,
+        *recipe, f"trainer.max_steps={STEPS}", "trainer.log_every=1",
+        f"trainer.eval_every={STEPS}", "optim.weight_decay=0.5", f"optim.grad_clip={clip}",
+        *eps, *fitted_to_the_run(base),
     )  # fmt: skip
 
 
@@ -106,13 +143,17 @@ def record_run(cfg, run_dir) -> dict:
     return record
 
 
+# The recipe the project's own config selects (the composition the tests use), so
+# the default suite replays the user's optimiser, schedule, accumulation and weight
+# average, whichever they are; the other optimisers and schedules are replayed in
+# the slow suite (OTHER_RECIPES).
+CONFIGURED = recipe_label(compose_config(*QUICK_RUN))
+
+
 @pytest.fixture(scope="module")
 def wired_run(quick_cfg, tmp_path_factory):
-    """The default recipe (AdamW, warm-up + cosine) run for STEPS steps."""
-    cfg = wired_config(
-        quick_cfg, "optim=adamw", f"optim.eps={EPS}", "schedule=cosine",
-        f"schedule.warmup_steps={WARMUP}", "schedule.min_lr_ratio=0.1",
-    )  # fmt: skip
+    """The configured recipe run for STEPS steps."""
+    cfg = wired_config(quick_cfg)
     run_dir = tmp_path_factory.mktemp("wired_run")
     return cfg, run_dir, record_run(cfg, run_dir)
 
@@ -135,73 +176,9 @@ def adamw_updates(params: list, o):
     return update
 
 
-def replay(cfg, record, updates=adamw_updates, lr_of=None) -> dict[str, torch.Tensor]:
-    """The same updates written out: the optimiser's arithmetic (``updates``),
-    clip_grad_norm_ at the configured norm, and the LR of each update from the
-    schedule's formula (``lr_of(update)``; by default the cosine written above)."""
-    model = build_model(cfg.model, spec(cfg.data))
-    model.load_state_dict(record["initial"])
-    model.train()
-    o, sched = cfg.optim, cfg.schedule
-    if lr_of is None:
-
-        def lr_of(update: int) -> float:
-            return schedule(update, o.lr, sched.warmup_steps, STEPS, sched.min_lr_ratio)
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    update_weights = updates(params, o)
-    for update, (batch, rng_state) in enumerate(record["batches"][:STEPS]):
-        torch.set_rng_state(rng_state)
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(batch["inputs"]), batch, cfg.loss).backward()
-        torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-        update_weights(lr_of(update))
-    return model.state_dict()
-
-
-def assert_trained_as_replayed(cfg, run_dir, record, expected) -> None:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    logged = [r for r in records if "lr" in r]
-    assert [r["step"] for r in logged] == list(range(1, STEPS + 1))
-    assert all(r["train/grad_norm"] > cfg.optim.grad_clip for r in logged), "clipping inactive"
-
-    trained = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
-    assert trained.keys() == expected.keys()
-    off = {name: (trained[name] - expected[name]).abs().max().item() for name in expected}
-    worst = max(off, key=off.get)
-    floats = [name for name, tensor in expected.items() if tensor.is_floating_point()]
-    moved = max((expected[n] - record["initial"][n]).abs().max().item() for n in floats)
-    # The same arithmetic gives the same bits here (and another summation order
-    # differs by ~1e-7); a wrong LR, threshold or update rule is off by a sizeable
-    # part of what training moved (clipping at 1.1x the threshold: ~5e-4).
-    assert off[worst] < 1e-5 and off[worst] < 1e-2 * moved, (
-        f"the loop's weights differ from the recomputation by {off[worst]:.3g} in {worst} "
-        f"(training moved weights by up to {moved:.3g})"
-    )
-
-
-def test_the_loop_updates_the_weights_as_adamw_with_clipping_and_schedule(wired_run):
-    cfg, run_dir, record = wired_run
-    assert_trained_as_replayed(cfg, run_dir, record, replay(cfg, record))
-
-
-# The other optimisers, each with another schedule, against torch.optim's classes
-# built here (building one imports torch._dynamo, ~1-2 s: hence the slow suite).
-# The schedules' formulas are checked at hand-worked points in tests/test_recipe.py.
-OTHER_RECIPES = {
-    "adam, linear": ["optim=adam", f"optim.eps={EPS}", "schedule=linear",
-                     "schedule.warmup_steps=2", "schedule.min_lr_ratio=0.2"],
-    "sgd nesterov, step": ["optim=sgd", "optim.momentum=0.9", "optim.nesterov=true",
-                           "optim.lr=0.05", "schedule=step", "schedule.step_size=3",
-                           "schedule.gamma=0.5"],
-    "rmsprop centered, inverse_sqrt": ["optim=rmsprop", f"optim.eps={EPS}",
-                                       "optim.momentum=0.9", "optim.centered=true",
-                                       "schedule=inverse_sqrt", f"schedule.warmup_steps={WARMUP}"],
-}  # fmt: skip
-
-
 def torch_optimiser_updates(params: list, o):
-    """torch.optim's class for ``o.name``, weight decay (L2) on matrices only."""
+    """torch.optim's class for ``o.name``, weight decay (L2) on matrices only.
+    (Building one imports torch._dynamo, ~1-2 s: AdamW uses adamw_updates.)"""
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": o.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
@@ -224,23 +201,120 @@ def torch_optimiser_updates(params: list, o):
     return update
 
 
+def backward_accumulated(model, batch, cfg) -> None:
+    """The gradient of the batch's mean loss from trainer.grad_accum_steps consecutive
+    slices, each slice's mean loss weighted by its share of the batch."""
+    n = cfg.trainer.grad_accum_steps
+    total = len(next(iter(named_tensors(batch).values())))
+    for i in range(n):
+        part = map_tensors(lambda tensor, i=i: tensor.tensor_split(n)[i], batch)
+        share = len(next(iter(named_tensors(part).values()))) / total
+        (loss_fn(model(part["inputs"]), part, cfg.loss) * share).backward()
+
+
+def replay(cfg, record) -> tuple[dict, dict | None, list[float]]:
+    """The same updates written out: the optimiser's arithmetic (torch's), the
+    accumulated gradient, clip_grad_norm_ at the configured norm, the LR from the
+    schedule's formula, and the weight average recomputed after every update.
+    Returns the weights, the average (None without trainer.ema_decay) and each
+    update's gradient norm before clipping."""
+    model = build_model(cfg.model, spec(cfg.data))
+    model.load_state_dict(record["initial"])
+    model.train()
+    o, decay = cfg.optim, cfg.trainer.ema_decay
+    params = [p for p in model.parameters() if p.requires_grad]
+    updates = adamw_updates if o.name.value == "adamw" else torch_optimiser_updates
+    update_weights = updates(params, o)
+    average = None if decay is None else copy.deepcopy(model.state_dict())
+    norms = []
+    for update, (batch, rng_state) in enumerate(record["batches"][:STEPS]):
+        torch.set_rng_state(rng_state)
+        model.zero_grad(set_to_none=True)
+        backward_accumulated(model, batch, cfg)
+        norms.append(torch.nn.utils.clip_grad_norm_(params, o.grad_clip).item())
+        update_weights(schedule(update, cfg.schedule, o.lr, STEPS))
+        if average is not None:
+            for name, tensor in model.state_dict().items():
+                if name in dict(model.named_parameters()):
+                    average[name] = decay * average[name] + (1 - decay) * tensor.detach()
+                else:  # buffers (batch-norm statistics) are copied
+                    average[name] = tensor.detach().clone()
+    return model.state_dict(), average, norms
+
+
+def read_records(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_trained_as_replayed(cfg, run_dir, record, expected) -> None:
+    logged = [r for r in read_records(run_dir) if "lr" in r]
+    assert [r["step"] for r in logged] == list(range(1, STEPS + 1))
+    assert all(r["train/grad_norm"] > cfg.optim.grad_clip for r in logged), "clipping inactive"
+
+    trained = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+    assert trained.keys() == expected.keys()
+    off = {name: (trained[name] - expected[name]).abs().max().item() for name in expected}
+    worst = max(off, key=off.get)
+    floats = [name for name, tensor in expected.items() if tensor.is_floating_point()]
+    moved = max((expected[n] - record["initial"][n]).abs().max().item() for n in floats)
+    # The same arithmetic gives the same bits here (and another summation order
+    # differs by ~1e-7); a wrong LR, threshold or update rule is off by a sizeable
+    # part of what training moved (clipping at 1.1x the threshold: ~5e-4).
+    assert off[worst] < 1e-5 and off[worst] < 1e-2 * moved, (
+        f"the loop's weights differ from the recomputation by {off[worst]:.3g} in {worst} "
+        f"(training moved weights by up to {moved:.3g})"
+    )
+
+
+# The recipe in the test's name: `pytest -v` says what the default suite replayed.
+@pytest.mark.parametrize("recipe", [CONFIGURED])
+def test_the_loop_updates_the_weights_as_the_configured_recipe(wired_run, quick_cfg, recipe):
+    assert recipe_label(quick_cfg()) == recipe  # the composition the other tests use
+    cfg, run_dir, record = wired_run
+    weights, average, norms = replay(cfg, record)
+    assert_trained_as_replayed(cfg, run_dir, record, weights)
+    # Clipping hides a gradient's scale from the weights (an accumulation that sums
+    # instead of averaging its micro-batches): the logged norm, before clipping, shows it.
+    logged = [r["train/grad_norm"] for r in read_records(run_dir) if "train/grad_norm" in r]
+    assert logged == pytest.approx(norms, rel=1e-4), "gradient norms differ from the replay's"
+    if average is not None:  # the weights validation and eval use
+        saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")["ema"]
+        off = max((saved[n] - average[n]).abs().max().item() for n in average)
+        assert off < 1e-5, f"the weight average differs from its recomputation by {off:.3g}"
+
+
+# The other optimisers, each with another schedule, against torch.optim's classes
+# (building one imports torch._dynamo, ~1-2 s: hence the slow suite).
+# The schedules' formulas are checked at hand-worked points in tests/test_recipe.py.
+OTHER_RECIPES = {
+    "adamw, cosine": ["optim=adamw", "schedule=cosine", "schedule.warmup_steps=4",
+                      "schedule.min_lr_ratio=0.1"],
+    "adam, linear": ["optim=adam", "schedule=linear", "schedule.warmup_steps=2",
+                     "schedule.min_lr_ratio=0.2"],
+    "sgd nesterov, step": ["optim=sgd", "optim.momentum=0.9", "optim.nesterov=true",
+                           "optim.lr=0.05", "schedule=step", "schedule.step_size=3",
+                           "schedule.gamma=0.5"],
+    "rmsprop centered, inverse_sqrt": ["optim=rmsprop", "optim.momentum=0.9",
+                                       "optim.centered=true", "schedule=inverse_sqrt",
+                                       f"schedule.warmup_steps={WARMUP}"],
+}  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", OTHER_RECIPES)
 def test_the_loop_updates_the_weights_as_each_optimiser_and_schedule(quick_cfg, tmp_path, recipe):
     cfg = wired_config(quick_cfg, *OTHER_RECIPES[recipe])
     record = record_run(cfg, tmp_path)
-    schedule_of = build_schedule(cfg.schedule, STEPS)  # its values: tests/test_recipe.py
-    expected = replay(cfg, record, torch_optimiser_updates, lambda n: cfg.optim.lr * schedule_of(n))
-    assert_trained_as_replayed(cfg, tmp_path, record, expected)
+    weights, _, _ = replay(cfg, record)
+    assert_trained_as_replayed(cfg, tmp_path, record, weights)
 
 
 def test_the_logged_lr_is_the_schedule(wired_run):
     cfg, run_dir, _ = wired_run
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    o, sched = cfg.optim, cfg.schedule
     for r in records:
         if "lr" in r:
-            want = schedule(r["step"] - 1, o.lr, sched.warmup_steps, STEPS, sched.min_lr_ratio)
+            want = schedule(r["step"] - 1, cfg.schedule, cfg.optim.lr, STEPS)
             assert r["lr"] == pytest.approx(want, rel=1e-9), f"step {r['step']}"
 
 

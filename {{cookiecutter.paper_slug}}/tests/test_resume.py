@@ -121,7 +121,7 @@ def test_resuming_a_finished_run_does_nothing(quick_cfg, quick_run, tmp_path, mo
 
 
 def test_resume_refuses_a_changed_config(quick_cfg, tmp_path, monkeypatch):
-    crash_at(monkeypatch, 6)
+    crash_at(monkeypatch, 6 * quick_cfg().trainer.grad_accum_steps)  # after step 4's save
     with pytest.raises(Crash):
         train_module.train(quick_cfg(), tmp_path)
     monkeypatch.undo()
