@@ -14,6 +14,9 @@ import yaml
 from {{ cookiecutter.package_name }}.engine.ckpt import (
     load_checkpoint,
 )
+from {{ cookiecutter.package_name }}.engine.run_log import (
+    reported_checkpoint,
+)
 from {{ cookiecutter.package_name }}.judge.report import (
     END,
     START,
@@ -118,9 +121,11 @@ def test_exported_weights_load_with_the_printed_snippet_and_match_their_sha256(
     digest = hashlib.sha256(release["weights"].read_bytes()).hexdigest()
     assert release["sha256"] == digest
     assert (tmp_path / "release" / "weights.pt.sha256").read_text().startswith(digest)
-    # The weights only: no optimiser state, no random states.
+    # The weights only (of the checkpoint the run reports: trainer.test_checkpoint),
+    # no optimiser state, no random states.
+    reported = reported_checkpoint(quick_run)
     assert set(torch.load(release["weights"], weights_only=True)) == set(
-        load_checkpoint(quick_run / "checkpoints" / "last.pt")["model"]
+        load_checkpoint(reported)["model"]
     )
     # Run the snippet as a reader would, from the directory the report is in.
     snippet = loading_snippet(release, tmp_path)
@@ -128,6 +133,6 @@ def test_exported_weights_load_with_the_printed_snippet_and_match_their_sha256(
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(code, scope)
-    expected = load_checkpoint(quick_run / "checkpoints" / "last.pt")["model"]
+    expected = load_checkpoint(reported)["model"]
     loaded = scope["model"].state_dict()
     assert all(torch.equal(loaded[name], tensor) for name, tensor in expected.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -16,10 +17,17 @@ from {{ cookiecutter.package_name }}.configs.schema import (
     CONFIG_DIR,
     compose_config,
 )
+from {{ cookiecutter.package_name }}.engine.ckpt import (
+    load_checkpoint,
+)
+from {{ cookiecutter.package_name }}.engine.run_log import (
+    reported_checkpoint,
+)
 from {{ cookiecutter.package_name }}.judge.sweeps import (
     DIVERGE_FACTOR,
     LAST_K,
     diverged_reason,
+    evaluate_test,
     score_name,
     summarise_sweep,
 )
@@ -64,6 +72,27 @@ def fake_job(
     if headline is not None:
         final = {"step": len(losses), "train/loss": losses[-1], HEADLINE: headline, **(extra or {})}
         (job / "metrics.json").write_text(json.dumps(final))
+
+
+@pytest.mark.parametrize("choice", ["last", "best"])
+def test_the_test_split_is_reported_from_the_checkpoint_the_config_chooses(
+    quick_cfg, quick_run, tmp_path, choice
+):
+    # trainer.test_checkpoint=best (early stopping chosen on validation) reports the
+    # best validated weights; last, the run as it ended. A finished run records it.
+    job = tmp_path / "job"
+    shutil.copytree(quick_run, job)
+    final = json.loads((job / "metrics.json").read_text())
+    assert final["test_checkpoint"] == quick_cfg().trainer.test_checkpoint.value
+    (job / "metrics.json").write_text(json.dumps({**final, "test_checkpoint": choice}))
+    evaluation = json.loads(evaluate_test(job, device="cpu").read_text())
+    chosen = load_checkpoint(job / "checkpoints" / f"{choice}.pt")
+    assert evaluation["ckpt_path"] == str(job / "checkpoints" / f"{choice}.pt")
+    assert evaluation["step"] == chosen["step"]
+    # Evaluated once: a resumed sweep does not redo it, a new checkpoint does.
+    evaluated = (job / "eval_test.json").stat().st_mtime_ns
+    evaluate_test(job, device="cpu")
+    assert (job / "eval_test.json").stat().st_mtime_ns == evaluated
 
 
 def test_summary_ranks_jobs_flags_divergence_and_warns_at_the_edge(tmp_path):
@@ -219,7 +248,9 @@ def test_seed_sweep_evaluates_every_job_on_test_and_summarises_over_seeds(tmp_pa
     run_sweep(tmp_path, "sweep=seeds", "seed=range(2)")
     for job in ("0", "1"):
         evaluation = json.loads((tmp_path / job / "eval_test.json").read_text())
-        assert evaluation["split"] == "test" and evaluation["step"] == 6
+        reported = reported_checkpoint(tmp_path / job)  # last.pt, or best.pt by the config
+        assert evaluation["split"] == "test" and evaluation["ckpt_path"] == str(reported)
+        assert evaluation["step"] == load_checkpoint(reported)["step"]
     with open(tmp_path / "seeds.csv") as f:
         rows = {r["metric"]: r for r in csv.DictReader(f)}
     assert {f"test/{HEADLINE_METRIC}", HEADLINE, score_name(LAST_K)} <= set(rows)

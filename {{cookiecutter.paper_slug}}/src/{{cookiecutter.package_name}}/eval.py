@@ -25,6 +25,7 @@ from .configs import schema
 from .data import build_splits, spec
 from .engine.batches import map_tensors, num_examples
 from .engine.ckpt import CheckpointError, load_checkpoint
+from .engine.run_log import reported_checkpoint
 from .engine.runtime import pick_device
 from .loss import metrics_fn, split_metrics
 from .model import build_model
@@ -82,14 +83,16 @@ def as_config(cfg) -> DictConfig:
 
 
 def latest_checkpoint(root: Path = Path("runs")) -> Path:
-    """The most recently written ``checkpoints/last.pt`` below ``root``."""
+    """The reported checkpoint (engine/run_log.py: reported_checkpoint; last.pt unless
+    the run's config says trainer.test_checkpoint=best) of the run below ``root``
+    whose ``checkpoints/last.pt`` was written most recently."""
     found = sorted(root.glob("**/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise CheckpointError(
             f"ckpt_path=latest found no checkpoints/last.pt under {root.resolve()}; "
             "train first or pass ckpt_path=<file>"
         )
-    return found[-1]
+    return reported_checkpoint(found[-1].parent.parent)
 
 
 def evaluate_checkpoint(
@@ -128,7 +131,7 @@ def main(cfg: DictConfig) -> None:
     except CheckpointError as err:
         raise SystemExit(f"error: {err}") from None
     metrics["ckpt_path"] = str(ckpt)
-    # <run dir>/checkpoints/last.pt -> <run dir>/eval_<split>.json
+    # <run dir>/checkpoints/<last or best>.pt -> <run dir>/eval_<split>.json
     output = Path(cfg.output) if cfg.output else ckpt.parent.parent / f"eval_{cfg.split}.json"
     output.write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics), flush=True)

@@ -70,6 +70,7 @@ from .engine.run_log import (
     prefixed,
     quiet_unless_rank_zero,
     read_jsonl,
+    reported_checkpoint,
 )
 from .engine.runtime import (
     Distributed,
@@ -435,6 +436,8 @@ def finish_run(run: Run, train_seconds: float, eval_seconds: float) -> float:
         **summary,
         # Which weights the val metrics (and best.pt's choice) are of.
         "evaluated_weights": "trained" if run.ema is None else f"ema {run.ema.decay}",
+        # The checkpoint test numbers come from (engine/run_log.py: reported_checkpoint).
+        "test_checkpoint": run.tc.test_checkpoint,
         "train_seconds": round(train_seconds, 2),  # the loop, validation included
         "eval_seconds": round(eval_seconds, 2),
         # Of train_seconds, the time the loop waited for batches: a loop slowed
@@ -453,7 +456,7 @@ def finish_run(run: Run, train_seconds: float, eval_seconds: float) -> float:
     log.info("done: %s", json.dumps(final))
     log.info(
         "evaluate with: python -m {{ cookiecutter.package_name }}.eval ckpt_path=%s",
-        run.run_dir / "checkpoints" / "last.pt",
+        reported_checkpoint(run.run_dir),
     )
     return run.val[HEADLINE_METRIC]
 

@@ -32,6 +32,11 @@ class Precision(Enum):
     bf16 = "bf16"  # bfloat16 autocast for forward and loss; weights stay float32
 
 
+class TestCheckpoint(Enum):
+    last = "last"  # the run as it ended
+    best = "best"  # the best validation headline (early stopping, chosen on validation)
+
+
 class OptimName(Enum):
     adamw = "adamw"
     adam = "adam"
@@ -86,6 +91,9 @@ class TrainerConfig:
     # The paper's recipe; documented in the README's "Training recipe" section.
     grad_accum_steps: int = 1  # micro-batches per update: batch_size stays the paper's
     ema_decay: float | None = None  # e.g. 0.9999: evaluate an average of the weights
+    # Which checkpoint reports the test split (sweeps, eval ckpt_path=latest, report):
+    # last, or best where the paper's protocol keeps the best validated policy.
+    test_checkpoint: TestCheckpoint = TestCheckpoint.last
     # The same for every paper type; documented in the README's "Long runs" section.
     resume: bool = False  # continue from <run dir>/checkpoints/last.pt when it exists
     deterministic: bool = False  # deterministic kernels (bit-exact repeats on GPU too)

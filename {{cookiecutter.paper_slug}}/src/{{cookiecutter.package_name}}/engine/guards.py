@@ -22,6 +22,7 @@ RESUMABLE_CHANGES = {
     "trainer.tensorboard",
     "trainer.num_threads",
     "trainer.stall_warning_seconds",
+    "trainer.test_checkpoint",  # which checkpoint reports test: not how training runs
 }
 
 

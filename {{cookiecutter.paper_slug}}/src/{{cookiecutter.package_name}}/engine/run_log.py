@@ -1,5 +1,6 @@
 """What a training run writes as it goes: metrics.jsonl (and TensorBoard), the
-console's one-line metric summaries, and a warning when the data stops coming.
+console's one-line metric summaries, a warning when the data stops coming, and
+which of its checkpoints reports the test split.
 """
 
 from __future__ import annotations
@@ -115,3 +116,17 @@ def quiet_unless_rank_zero() -> None:
             if isinstance(handler, logging.FileHandler):
                 root.removeHandler(handler)
         root.setLevel(logging.WARNING)
+
+
+def reported_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint a run reports its test numbers from: ``checkpoints/best.pt``
+    when its config says ``trainer.test_checkpoint=best`` (the weights of its best
+    validation, chosen on validation and never on test), else ``checkpoints/last.pt``
+    (the run as it ended; also for a run that has not finished). train.py records the
+    choice in metrics.json when the run ends."""
+    run_dir = Path(run_dir)
+    final = run_dir / "metrics.json"
+    choice = (
+        json.loads(final.read_text()).get("test_checkpoint", "last") if final.is_file() else "last"
+    )
+    return run_dir / "checkpoints" / f"{choice}.pt"

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import yaml
 
+from ..engine.run_log import reported_checkpoint
 from ..loss import HEADLINE_METRIC, HEADLINE_MODE
 from .compare import (
     DEFAULT_REFERENCES,
@@ -86,7 +87,7 @@ def commands(path: Path, release: bool = False) -> list[str]:
     """Every command behind the numbers (and the released weights), in order."""
     lines = [train_command(path)]
     if not find_jobs(path):  # a plain run: its test numbers come from eval.py
-        lines.append(_command("eval", f"ckpt_path={path / 'checkpoints' / 'last.pt'}"))
+        lines.append(_command("eval", f"ckpt_path={reported_checkpoint(path)}"))
     report = [str(path), "--export-weights"] if release else [str(path)]
     lines += [_command("judge.compare", str(path)), _command("judge.report", *report)]
     return lines
@@ -206,23 +207,24 @@ def export_weights(path: Path, out_dir: Path, checkpoint: Path | None = None) ->
 
 
 def chosen_checkpoint(path: Path) -> Path:
-    """A run's last.pt; in a sweep, the full model's median seed on the test (else
-    validation) headline metric."""
+    """A run's reported checkpoint (last.pt, or best.pt by trainer.test_checkpoint);
+    in a sweep, that of the full model's median seed on the test (else validation)
+    headline metric."""
     jobs = find_jobs(path)
     if not jobs:
-        return path / "checkpoints" / "last.pt"
+        return reported_checkpoint(path)
     candidates = []
     for job in jobs:
         if job_overrides(job).get("ablation", FULL_MODEL) != FULL_MODEL:
             continue
         metrics = run_metrics(job)
         value = metrics.get(f"test/{HEADLINE_METRIC}", metrics.get(f"val/{HEADLINE_METRIC}"))
-        if value is not None and math.isfinite(value) and (job / "checkpoints/last.pt").is_file():
+        if value is not None and math.isfinite(value) and reported_checkpoint(job).is_file():
             candidates.append((value, job.name, job))
     if not candidates:
         raise SystemExit(f"error: no finished run of the full model under {path} to export")
     candidates.sort(reverse=HEADLINE_MODE == "max")
-    return candidates[(len(candidates) - 1) // 2][2] / "checkpoints" / "last.pt"
+    return reported_checkpoint(candidates[(len(candidates) - 1) // 2][2])
 
 
 def loading_snippet(release: dict, base: Path) -> list[str]:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from ..engine.run_log import read_jsonl
+from ..engine.run_log import read_jsonl, reported_checkpoint
 from ..engine.stats import METHOD, mean_interval
 from ..loss import HEADLINE_METRIC, HEADLINE_MODE
 from .runs import find_jobs, job_overrides, run_metrics, varying_keys
@@ -341,16 +341,21 @@ def edge_warnings(
 
 
 def evaluate_test(job_dir: Path, device: str = "auto") -> Path | None:
-    """eval_test.json for a finished job (its checkpoints/last.pt on the test split),
-    as ``python -m {{ cookiecutter.package_name }}.eval`` writes it; skipped when it is
-    already there for the same step (a resumed sweep) or the job did not finish."""
+    """eval_test.json for a finished job (its reported checkpoint on the test split:
+    last.pt, or best.pt with trainer.test_checkpoint=best), as ``python -m
+    {{ cookiecutter.package_name }}.eval`` writes it; skipped when it is already there
+    for the same checkpoint (a resumed sweep) or the job did not finish."""
     job_dir = Path(job_dir)
-    ckpt = job_dir / "checkpoints" / "last.pt"
+    ckpt = reported_checkpoint(job_dir)
     output = job_dir / "eval_test.json"
     if not (job_dir / "metrics.json").is_file() or not ckpt.is_file():
         return None
-    step = json.loads((job_dir / "metrics.json").read_text()).get("step")
-    if output.is_file() and json.loads(output.read_text()).get("step") == step:
+    # Written after the checkpoint it evaluated: nothing has changed since.
+    if (
+        output.is_file()
+        and json.loads(output.read_text()).get("ckpt_path") == str(ckpt)
+        and output.stat().st_mtime_ns >= ckpt.stat().st_mtime_ns
+    ):
         return output
     from ..eval import evaluate_checkpoint  # torch and the data: only when evaluating
 
