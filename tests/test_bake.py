@@ -405,13 +405,32 @@ def test_baked_ci_workflow_is_valid_hardened_yaml(cookies, python_min):
     assert "${{ matrix.python-version }}" in text and "${{ github.ref }}" in text
     versions = workflow["jobs"]["test"]["strategy"]["matrix"]["python-version"]
     assert versions[0] == python_min and len(versions) == len(set(versions))
+    # The slow suite runs in CI too, on every push to main and every pull request,
+    # with the extras whose tests would otherwise skip.
+    assert {"push", "pull_request"} <= set(workflow[True])  # YAML 1.1 reads `on` as True
+    slow = [step.get("run", "") for step in workflow["jobs"]["slow"]["steps"]]
+    assert "pytest -m slow -n auto" in slow
+    assert any("[dev,tensorboard,optuna,slurm]" in step for step in slow)
 
 
 def test_template_ci_workflow_covers_every_paper_type():
     text = (TEMPLATE / ".github" / "workflows" / "template-ci.yml").read_text(encoding="utf-8")
     workflow = assert_hardened_workflow(text)
     parts = workflow["jobs"]["test"]["strategy"]["matrix"]["part"]
-    assert set(parts) == {"bake", *PAPER_TYPES}
+    assert set(parts) == {"bake", "methods", *PAPER_TYPES}
+    # Every slow test file runs in some part: test_baked_project.py's tests carry
+    # their paper type in their ids (the type parts select them); others by name.
+    named = " ".join(step.get("run", "") for step in workflow["jobs"]["test"]["steps"])
+    for path in sorted((TEMPLATE / "tests").glob("test_*.py")):
+        slow = re.search(r"^pytestmark = pytest\.mark\.slow", path.read_text(encoding="utf-8"), re.M)
+        if slow and path.name != "test_baked_project.py":
+            assert f"tests/{path.name}" in named, f"{path.name}: slow, and in no CI part"
+    # The bundled claims, weekly and on demand (YAML 1.1 reads the key `on` as True).
+    triggers = workflow[True]
+    assert "schedule" in triggers and "workflow_dispatch" in triggers
+    claims = workflow["jobs"]["claims"]
+    assert "schedule" in claims["if"] and "workflow_dispatch" in claims["if"]
+    assert any("tests/bundled_claims.py" in step.get("run", "") for step in claims["steps"])
 
 
 def test_precommit_ruff_matches_the_dev_extra(default_project):

@@ -130,9 +130,14 @@ def test_seeds_match_are_off_or_are_inconclusive_with_distinct_exit_status(
 ):
     jobs = [({"seed": str(seed)}, {"test/acc": value}) for seed, value in enumerate(values)]
     sweep = write_sweep(tmp_path / "sweep", jobs)
-    assert main([str(sweep), "--references", write_references(tmp_path / "r.yaml", REF)]) == status
+    refs, rows = write_references(tmp_path / "r.yaml", REF), tmp_path / "rows.json"
+    assert main([str(sweep), "--references", refs, "--json", str(rows)]) == status
     row = capsys.readouterr().out.splitlines()[2]
     assert verdict in row and "(n=3)" in row
+    # The same verdict for scripts (--json): the printed row's, with the estimate.
+    (record,) = json.loads(rows.read_text())
+    assert record["verdict"] in verdict and record["n"] == 3
+    assert record["mean"] == pytest.approx(sum(values) / 3)
     if status == INCONCLUSIVE:
         # std 0.04 against a margin of 0.02: t(n-1) * 0.04 / sqrt(n) <= 0.02 from n = 18.
         assert "~18 seeds would settle it" in row

@@ -31,6 +31,7 @@ inconclusive row (run more seeds); 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import yaml
 
+from ..engine.run_log import reported_checkpoint
 from ..engine.stats import DIFFERENCE_METHOD, METHOD, Interval, difference_interval, mean_interval
 from ..engine.stats import seeds_to_fit as _seeds_to_fit
 from .runs import find_jobs, job_overrides, run_metrics, varying_keys
@@ -303,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a run, seed-sweep or ablation-sweep directory")
     parser.add_argument("--references", type=Path, default=DEFAULT_REFERENCES)
+    parser.add_argument("--json", type=Path, help="also write the rows to this file, as JSON")
     args = parser.parse_args(argv)
     if not args.references.is_file():
         print(
@@ -319,11 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = load_runs(args.run_dir)
     results = check(yaml.safe_load(args.references.read_text()) or [], runs)
     print("\n".join(report_lines(results, runs)))
+    if args.json:
+        args.json.write_text(json.dumps([as_record(r) for r in results], indent=2) + "\n")
     status = exit_status(results)
     if any(r.verdict == "missing" for r in results):
         print(
             "\nmissing: run eval.py on the checkpoint first "
-            f"(python -m {__package__.rpartition('.')[0]}.eval ckpt_path={args.run_dir}/checkpoints/last.pt), "
+            f"(python -m {__package__.rpartition('.')[0]}.eval ckpt_path={reported_checkpoint(args.run_dir)}), "
             "or sweep with sweep=seeds / sweep=ablation, which evaluate the test split",
             file=sys.stderr,
         )
@@ -336,6 +341,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     return status
+
+
+def as_record(result: Result) -> dict:
+    """A row as plain data (``--json``): the claim, the verdict and the estimate."""
+    record = {"kind": result.kind, "claim": result.claim, "where": result.where,
+              "verdict": result.verdict, "ours": ours_text(result.estimate) if result.estimate else "",
+              "interval": ci_text(result.estimate) if result.estimate else "", "method": result.method}  # fmt: skip
+    if result.estimate is not None:
+        record.update(mean=result.estimate.mean, std=result.estimate.std, n=result.estimate.n)
+    return record
 
 
 def _result(kind, claim, where, verdict, estimate, needed, method) -> Result:
