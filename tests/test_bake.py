@@ -258,6 +258,16 @@ def test_the_package_imports_in_layers_without_cycles(cookies, paper_type):
     assert import_cycle(graph) is None, f"import cycle: {' -> '.join(import_cycle(graph))}"
 
 
+@pytest.mark.parametrize("paper_type", PAPER_TYPES)
+def test_each_bundled_example_ships_an_effect_claim(paper_type):
+    # The examples' promise (README): at least one ablation's measured effect, which
+    # tests/bundled_claims.py --ablations re-checks. A user's paper may make none:
+    # the baked project's own tests check only the claims its file has.
+    refs = TEMPLATE / "{{cookiecutter.paper_slug}}" / "_paper_types" / paper_type / "reference_numbers.yaml"
+    entries = yaml.safe_load(refs.read_text(encoding="utf-8"))
+    assert any("ablation" in entry for entry in entries), f"{paper_type}: no effect claim"
+
+
 def test_no_template_syntax_is_left(default_project):
     for rel in project_files(default_project):
         # GitHub Actions expressions ${{ ... }} are meant to stay.

@@ -20,6 +20,8 @@ import torch
 
 from {{ cookiecutter.package_name }}.data import (
     batch_layout,
+    build_splits,
+    spec,
 )
 from {{ cookiecutter.package_name }}.engine.batches import (
     map_tensors,
@@ -123,3 +125,16 @@ def test_the_input_baseline_zeroes_float_inputs_and_keeps_integer_conditions():
     tokens = data_checks.zeroed({"tokens": t, "mask": t > 2})
     assert not any(v.any() for v in tokens.values())
     assert torch.equal(data_checks.zeroed(x), torch.zeros_like(x))
+
+
+def test_the_short_run_honours_a_recipe_without_clipping(quick_cfg):
+    # optim.grad_clip=null is "no clipping" (WGAN-GP, many RL papers): the input
+    # baseline's short runs train with it as the loop does, instead of crashing.
+    cfg = quick_cfg("optim.grad_clip=null")
+    splits = build_splits(cfg.data)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, spec(cfg.data))
+    before = [p.detach().clone() for p in model.parameters()]
+    headline = data_checks.short_run(cfg, model, splits["train"], splits["val"], steps=2)
+    assert isinstance(headline, float)
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))

@@ -449,7 +449,8 @@ def short_run(cfg, model, split, val, steps: int) -> float:
         loss = loss_fn(model(batch["inputs"]), batch, loss_cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        if cfg.optim.grad_clip is not None:  # null: no clipping, as in the loop
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
     # With the config: the headline may be a split-level metric (loss.split_metrics).
     return evaluate(model, val, cfg.trainer.eval_batch_size, cfg)[HEADLINE_METRIC]
