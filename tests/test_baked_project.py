@@ -158,7 +158,12 @@ def test_seed_sweep_then_compare_and_report_from_the_command_line(installed, tmp
     short = ["trainer.max_steps=20", "trainer.eval_every=10", "trainer.log_every=5"]
     run([str(train), "-m", "sweep=seeds", "experiment=tiny", *short, f"hydra.sweep.dir={sweep}"], cwd=project)
     for job in ("0", "1", "2"):
-        assert json.loads((sweep / job / "eval_test.json").read_text())["step"] == 20
+        # From the checkpoint the paper type's protocol reports (trainer.test_checkpoint):
+        # the last one, at step 20, or the best validated one (rl-value's).
+        chosen = json.loads((sweep / job / "metrics.json").read_text())["test_checkpoint"]
+        evaluation = json.loads((sweep / job / "eval_test.json").read_text())
+        assert evaluation["ckpt_path"].endswith(f"checkpoints/{chosen}.pt")
+        assert evaluation["step"] == 20 if chosen == "last" else 0 <= evaluation["step"] <= 20
     summary = (sweep / "summary.md").read_text()
     assert "3 of 3 seeds finished" in summary and "Student-t" in summary
     assert (sweep / "seeds.csv").is_file() and (sweep / "summary.png").stat().st_size > 1000
