@@ -30,6 +30,9 @@ from {{ cookiecutter.package_name }}.data import (
 from {{ cookiecutter.package_name }}.engine.batches import (
     named_tensors,
 )
+from {{ cookiecutter.package_name }}.judge.diagnostics import (
+    not_applicable,
+)
 from {{ cookiecutter.package_name }}.model import (
     build_model,
 )
@@ -123,6 +126,20 @@ def forward_with_input_grad():
         return outputs, {f"{name} output": captured["x"]}
 
     return run
+
+
+@pytest.fixture(scope="session")
+def skip_if_not_applicable():
+    """``skip_if_not_applicable(check)``: skip the test, giving the method's reason,
+    when loss.py declares that generic check not applicable (NOT_APPLICABLE; the
+    names are judge/diagnostics.py's CHECKS). Nothing else skips a generic test."""
+
+    def skip(check: str) -> None:
+        reason = not_applicable(check)
+        if reason is not None:
+            pytest.skip(f"n/a: {reason}")
+
+    return skip
 
 
 @pytest.fixture(scope="session")

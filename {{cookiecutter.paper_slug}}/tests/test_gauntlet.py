@@ -9,6 +9,7 @@ import torch
 
 import {{ cookiecutter.package_name }}.judge.diagnostics as diagnostics
 import {{ cookiecutter.package_name }}.judge.gauntlet as gauntlet
+import {{ cookiecutter.package_name }}.loss as paper_loss
 from {{ cookiecutter.package_name }}.engine.batches import (
     map_tensors,
 )
@@ -30,19 +31,25 @@ def test_a_sign_flipped_loss_fails_the_gauntlet_with_hints(quick_cfg, tmp_path, 
     # data path rows do not involve the loss (test_data_path.py has them).
     skip = {"input baseline", "input baseline on val", "LR range", "data path"}
     run = gauntlet.run_gauntlet(quick_cfg(), tmp_path, (1,), skip, plots=False)
-    checks = {c.name: c for c in run}
-    for name in ("overfit 1", "loss at init"):
+    checks = {c.name: c for c in run if c.applies}  # rows the method declares n/a: no verdict
+    if not {"overfit 1", "loss at init"} & set(checks):
+        pytest.skip("n/a: this method declares both overfit and loss at init not applicable")
+    for name in {"overfit 1", "loss at init"} & set(checks):
         assert not checks[name].passed, name
     report = (tmp_path / "gauntlet.md").read_text()
-    assert "| overfit 1 | FAIL |" in report and "sign flip" in report
+    if "overfit 1" in checks:
+        assert "| overfit 1 | FAIL |" in report and "sign flip" in report
 
 
 @pytest.mark.slow
-def test_a_model_that_ignores_its_input_fails_the_input_baseline(quick_cfg, tmp_path, monkeypatch):
+def test_a_model_that_ignores_its_input_fails_the_input_baseline(
+    quick_cfg, tmp_path, monkeypatch, skip_if_not_applicable
+):
     """A blind model computes the same with real and with zeroed inputs, so both rows
     fail it at any model size and any number of steps: the small model and 20 steps
     give the verdict that the example would (which passes both rows: the gauntlet
     command's test below), in a fraction of the time."""
+    skip_if_not_applicable("input baseline")
     real_build = gauntlet.build_model
 
     def blind_model(*args):
@@ -140,6 +147,42 @@ def test_a_row_that_does_not_apply_says_so_and_fails_nothing():
     report = gauntlet.format_report(checks)
     assert "| LR range | n/a | n/a: batches move with the model |" in report
     assert "usually mean" not in report
+
+
+def test_a_check_declared_not_applicable_says_why_and_does_not_run(
+    quick_cfg, tmp_path, monkeypatch, skip_if_not_applicable
+):
+    # A method declares, next to its loss, the generic checks that cannot apply to
+    # it (a generator has no fixed target to memorise; a loss that samples has no
+    # finite-difference gradient): the gauntlet says so, runs nothing, fails nothing.
+    declared = {"overfit": "a generator has no fixed target", "gradcheck": "the loss samples"}
+    monkeypatch.setattr(paper_loss, "NOT_APPLICABLE", declared, raising=False)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a check declared not applicable ran")
+
+    for name in ("fit_fixed_batch", "loss_gradcheck"):
+        monkeypatch.setattr(gauntlet, name, must_not_run)
+    skip = {"input baseline", "input baseline on val", "LR range", "data path"}
+    checks = {
+        c.name: c for c in gauntlet.run_gauntlet(quick_cfg(), tmp_path, (1, 10), skip, plots=False)
+    }
+    for name, why in (("overfit 1", declared["overfit"]), ("overfit 10", declared["overfit"]),
+                      ("gradcheck", declared["gradcheck"])):  # fmt: skip
+        assert not checks[name].applies and checks[name].measured == f"n/a: {why}", name
+    assert checks["gradient flow"].applies  # undeclared checks still run
+    report = (tmp_path / "gauntlet.md").read_text()
+    assert f"| gradcheck | n/a | n/a: {declared['gradcheck']} |" in report
+    # The tests skip with the same words.
+    with pytest.raises(pytest.skip.Exception, match=f"n/a: {declared['gradcheck']}"):
+        skip_if_not_applicable("gradcheck")
+    skip_if_not_applicable("gradient flow")  # not declared: the test runs
+
+
+def test_a_declared_name_that_is_no_generic_check_is_a_one_line_error(monkeypatch):
+    monkeypatch.setattr(paper_loss, "NOT_APPLICABLE", {"gradchek": "typo"}, raising=False)
+    with pytest.raises(ValueError, match="'gradchek': not a generic check; use one of overfit,"):
+        gauntlet.not_applicable("gradcheck")
 
 
 def test_the_memorisation_baseline_gives_every_probe_one_condition():

@@ -17,13 +17,17 @@ from {{ cookiecutter.package_name }}.judge.diagnostics import (
 )
 
 
-def test_every_parameter_gets_a_finite_nonzero_gradient(model, batch, cfg):
+def test_every_parameter_gets_a_finite_nonzero_gradient(model, batch, cfg, skip_if_not_applicable):
+    skip_if_not_applicable("gradient flow")
     # Stronger than "parameters changed after a step": AdamW's weight decay moves
     # parameters even when their gradient is zero (a detached branch, say).
     assert gradient_problems(model, batch, cfg.loss) == []
 
 
-def test_examples_in_a_batch_are_independent(model, batch, forward_with_input_grad):
+def test_examples_in_a_batch_are_independent(
+    model, batch, forward_with_input_grad, skip_if_not_applicable
+):
+    skip_if_not_applicable("batch independence")
     # d(output of example i) / d(input of example j) must be exactly zero for j != i.
     # A reshape or transpose that mixes the batch dimension breaks this. (BatchNorm
     # in training mode mixes examples on purpose: that is why this runs in eval mode.)
@@ -45,7 +49,8 @@ def test_examples_in_a_batch_are_independent(model, batch, forward_with_input_gr
     assert own > 0, "example i's output does not depend on its own input"
 
 
-def test_examples_do_not_see_each_other_s_integer_inputs(model, batch):
+def test_examples_do_not_see_each_other_s_integer_inputs(model, batch, skip_if_not_applicable):
+    skip_if_not_applicable("batch independence")
     # Integer inputs (a time step, a label, token ids) have no gradient: change them
     # for every example but one and that example's output must stay as it was. A
     # time embedding computed over the batch (normalised by the batch's t, rolled,
@@ -77,7 +82,8 @@ def test_examples_do_not_see_each_other_s_integer_inputs(model, batch):
         )
 
 
-def test_loss_passes_gradcheck(model, batch, cfg):
+def test_loss_passes_gradcheck(model, batch, cfg, skip_if_not_applicable):
+    skip_if_not_applicable("gradcheck")
     # Finite differences vs autograd in float64, on a few examples: catches a loss
     # whose hand-written backward path (e.g. a custom reduction) is wrong.
     assert loss_gradcheck(model, batch, cfg.loss)
@@ -96,7 +102,8 @@ class WrongBackward(torch.autograd.Function):
         return 2 * grad
 
 
-def test_gradcheck_catches_a_wrong_backward(model, batch, cfg, monkeypatch):
+def test_gradcheck_catches_a_wrong_backward(model, batch, cfg, monkeypatch, skip_if_not_applicable):
+    skip_if_not_applicable("gradcheck")
     real = diagnostics.loss_fn
     monkeypatch.setattr(diagnostics, "loss_fn", lambda *args: WrongBackward.apply(real(*args)))
     assert not loss_gradcheck(model, batch, cfg.loss)

@@ -20,7 +20,8 @@ from {{ cookiecutter.package_name }}.judge.diagnostics import (
 
 
 @pytest.mark.parametrize("n_examples", [1, 10, pytest.param(100, marks=pytest.mark.slow)])
-def test_model_memorises_a_few_examples(model, cfg, splits, n_examples):
+def test_model_memorises_a_few_examples(model, cfg, splits, n_examples, skip_if_not_applicable):
+    skip_if_not_applicable("overfit")
     generator = torch.Generator().manual_seed(0)
     batch = overfit_batch(cfg.data, splits["train"], n_examples, generator, model)
     budget = OVERFIT_BUDGET[n_examples]

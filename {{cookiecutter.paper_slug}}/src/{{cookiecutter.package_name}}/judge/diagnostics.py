@@ -3,6 +3,12 @@ memorising a fixed batch, gradient flow, gradcheck of the loss, statistics at
 initialisation, the LR range test. judge/gauntlet.py runs them on the project's
 own data, model and loss and prints the table; tests/test_overfit.py and
 tests/test_gradients.py assert on them directly.
+
+A method can declare, once, next to its loss, that a generic check cannot apply to
+it and why: ``NOT_APPLICABLE = {"overfit": "a generator has no fixed target to
+memorise"}`` in loss.py (the names are CHECKS' keys). The gauntlet then prints
+"n/a: <why>" for that row without running it, and the tests skip with the same
+reason; an undeclared failure still fails.
 """
 
 from __future__ import annotations
@@ -12,10 +18,40 @@ import math
 import torch
 from torch import nn
 
+from .. import loss as paper_loss
 from ..engine.batches import map_tensors
 from ..engine.optim import build_optimizer
 from ..loss import loss_fn, memorised
 from . import data_checks
+
+# The generic checks a method may declare not applicable (loss.NOT_APPLICABLE),
+# and where each runs.
+CHECKS = {
+    "overfit": "memorise 1, 10, 100 examples (tests/test_overfit.py; gauntlet: overfit N)",
+    "gradient flow": "a finite, non-zero gradient for every parameter (tests/test_gradients.py)",
+    "gradcheck": "autograd = finite differences for the loss (tests/test_gradients.py)",
+    "batch independence": "no example's output depends on another's input (tests/test_gradients.py)",
+    "loss at init": "the untrained loss is expected_loss_at_init's (tests/test_init.py)",
+    "init statistics": "activations and gradients at initialisation (gauntlet)",
+    "input baseline": "zeroed inputs do clearly worse than real ones (gauntlet; tests/test_data_path.py)",
+    "LR range": "the loss on a fixed batch falls somewhere in 1e-6..1 (gauntlet)",
+}
+
+
+def not_applicable(check: str) -> str | None:
+    """Why ``check`` cannot apply to this method, as loss.NOT_APPLICABLE declares,
+    or None (it applies). A declared name that is no generic check is an error."""
+    if check not in CHECKS:
+        raise KeyError(f"{check!r} is not one of the generic checks: {', '.join(CHECKS)}")
+    declared = getattr(paper_loss, "NOT_APPLICABLE", {})
+    unknown = sorted(set(declared) - set(CHECKS))
+    if unknown:
+        raise ValueError(
+            f"loss.NOT_APPLICABLE names {', '.join(map(repr, unknown))}: not a generic "
+            f"check; use one of {', '.join(CHECKS)}"
+        )
+    return declared.get(check)
+
 
 OVERFIT_BUDGET = {1: 200, 10: 600, 100: 3000}  # steps allowed per batch size
 INIT_TOLERANCE = 0.05  # |loss at init - expected|, in the loss's own units

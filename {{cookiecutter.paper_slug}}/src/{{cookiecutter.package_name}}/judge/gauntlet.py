@@ -27,6 +27,9 @@ from the config and uses the project's own data, model, loss and optimiser:
 A check that cannot apply says "n/a" and why (split preprocessing when the splits
 share no feature with the training batches, as RL's seeds; the LR range when the
 training batches depend on the model, as on-policy rollouts or bootstrapped targets).
+A method declares the generic checks that cannot apply to it, and why, in loss.py
+(NOT_APPLICABLE; judge/diagnostics.py: CHECKS): those rows say "n/a: <why>" and
+do not run.
 
 It prints a pass/fail table with the numbers and, for each failure, what it
 usually means given what was measured; writes gauntlet.md, gauntlet.json,
@@ -67,6 +70,7 @@ from .diagnostics import (
     init_statistics,
     loss_gradcheck,
     lr_range,
+    not_applicable,
     overfit_hint,
 )
 
@@ -79,6 +83,13 @@ class Check:
     expected: str
     hint: str  # what a failure usually means, given what was measured
     applies: bool = True  # False: "n/a", ``measured`` says why; it fails nothing
+
+
+def declared(name: str, check: str | None = None) -> Check | None:
+    """Row ``name`` as "n/a: <why>" when the method declares its generic check
+    (``check``, by default the row's own name) not applicable in loss.py; else None."""
+    reason = not_applicable(check or name)
+    return None if reason is None else Check(name, True, f"n/a: {reason}", "-", "", applies=False)
 
 
 def data_check(name: str, verdict, expected: str, hint: str) -> Check:
@@ -133,26 +144,14 @@ def run_gauntlet(
     if "data path" not in skip:
         checks += data_path_checks(setup)
     if "input baseline" not in skip:
-        checks.append(input_baseline_check(setup))
+        checks.append(declared("input baseline") or input_baseline_check(setup))
     if "input baseline on val" not in skip:
-        steps = baseline_steps or data_checks.baseline_steps(cfg)
-        val = map_tensors(lambda tensor: tensor.to(setup.device), setup.splits["val"])
-        verdict = data_checks.input_baseline(cfg, setup.model, setup.train, val, steps)
-        checks.append(
-            data_check(
-                "input baseline on val",
-                verdict,
-                f"real inputs better after {steps} steps",
-                "the model learns nothing from its inputs on real data that it does not learn "
-                "without them: the input path is detached or unused, the targets do not "
-                "depend on the inputs (a TD target that bootstraps through terminal states "
-                "or from a network never synced carries no information about the state), "
-                "or the run is too short (--baseline-steps)",
-            )
-        )
+        row = declared("input baseline on val", "input baseline")
+        checks.append(row or input_baseline_on_val_check(setup, baseline_steps))
     lrs, losses = [], []
     if "LR range" not in skip:
-        check, lrs, losses = lr_range_check(setup)
+        row = declared("LR range")
+        check, lrs, losses = (row, [], []) if row else lr_range_check(setup)
         checks.append(check)
 
     if plots:
@@ -160,6 +159,23 @@ def run_gauntlet(
     (out_dir / "gauntlet.md").write_text(format_report(checks))
     (out_dir / "gauntlet.json").write_text(json.dumps([asdict(c) for c in checks], indent=2))
     return checks
+
+
+def input_baseline_on_val_check(setup: Setup, steps: int | None) -> Check:
+    """A short run on real batches against its blind twin, judged on val."""
+    steps = steps or data_checks.baseline_steps(setup.cfg)
+    val = map_tensors(lambda tensor: tensor.to(setup.device), setup.splits["val"])
+    verdict = data_checks.input_baseline(setup.cfg, setup.model, setup.train, val, steps)
+    return data_check(
+        "input baseline on val",
+        verdict,
+        f"real inputs better after {steps} steps",
+        "the model learns nothing from its inputs on real data that it does not learn "
+        "without them: the input path is detached or unused, the targets do not "
+        "depend on the inputs (a TD target that bootstraps through terminal states "
+        "or from a network never synced carries no information about the state), "
+        "or the run is too short (--baseline-steps)",
+    )
 
 
 def draw_plots(out_dir: Path, curves: dict, lrs: list, losses: list) -> None:
@@ -178,6 +194,9 @@ def overfit_checks(setup: Setup, sizes) -> tuple[list[Check], dict[str, list[flo
     """Memorise n examples, for each n in ``sizes``; also the loss curves to plot."""
     checks, curves = [], {}
     for n in sizes:
+        if row := declared(f"overfit {n}", "overfit"):
+            checks.append(row)
+            continue
         budget = OVERFIT_BUDGET.get(n, 30 * n)
         model = setup.model()
         steps, losses = fit_fixed_batch(model, setup.probe(n, model), setup.cfg, budget)
@@ -201,43 +220,56 @@ def probe_checks(setup: Setup) -> list[Check]:
     as training draws it (the tests' ``draw_batch`` too). Not on a probe: probes
     are chosen to be memorisable (one time step, bandit states), and a layer that
     is dead or constant on a probe may be alive on what training feeds it, and the
-    other way round."""
+    other way round. A row the method declares not applicable is not run."""
     cfg = setup.cfg
     model = setup.model()
     batch = setup.training_batch(16, model)
-    problems = gradient_problems(model, batch, cfg.loss)
-    passed = loss_gradcheck(model, batch, cfg.loss)
+    rows = {
+        "gradient flow": lambda: gradient_flow_check(model, batch, cfg.loss),
+        "gradcheck": lambda: gradcheck_check(model, batch, cfg.loss),
+        "loss at init": lambda: loss_at_init_check(model, batch, setup),
+        "init statistics": lambda: init_statistics_check(setup.model(), batch, cfg.loss),
+    }
+    return [declared(name) or make() for name, make in rows.items()]
+
+
+def gradient_flow_check(model, batch, loss_cfg) -> Check:
+    problems = gradient_problems(model, batch, loss_cfg)
+    return Check(
+        "gradient flow",
+        not problems,
+        "; ".join(problems[:3]) or "all parameters",
+        "finite, non-zero gradient for every parameter",
+        "no gradient: the parameter is not used or its branch is detached; zero: a "
+        "dead path (dead ReLUs, a zero-initialised layer in front of it)",
+    )
+
+
+def gradcheck_check(model, batch, loss_cfg) -> Check:
+    passed = loss_gradcheck(model, batch, loss_cfg)
+    return Check(
+        "gradcheck",
+        passed,
+        "autograd = finite differences" if passed else "autograd != finite differences",
+        "match in float64",
+        "a non-differentiable step in the loss (argmax, rounding, in-place edits) "
+        "or a custom backward that is wrong",
+    )
+
+
+def loss_at_init_check(model, batch, setup: Setup) -> Check:
     model.eval()
     with torch.no_grad():
-        measured = loss_fn(model(batch["inputs"]), batch, cfg.loss).item()
-    expected = expected_loss_at_init(setup.data_spec, batch, cfg.loss)
-    return [
-        Check(
-            "gradient flow",
-            not problems,
-            "; ".join(problems[:3]) or "all parameters",
-            "finite, non-zero gradient for every parameter",
-            "no gradient: the parameter is not used or its branch is detached; zero: a "
-            "dead path (dead ReLUs, a zero-initialised layer in front of it)",
-        ),
-        Check(
-            "gradcheck",
-            passed,
-            "autograd = finite differences" if passed else "autograd != finite differences",
-            "match in float64",
-            "a non-differentiable step in the loss (argmax, rounding, in-place edits) "
-            "or a custom backward that is wrong",
-        ),
-        Check(
-            "loss at init",
-            abs(measured - expected) <= INIT_TOLERANCE,
-            f"{measured:.4f}",
-            f"{expected:.4f} +- {INIT_TOLERANCE}",
-            "far above: over-confident initial outputs (init scale too large); far "
-            "below: the targets leak into the inputs",
-        ),
-        init_statistics_check(setup.model(), batch, cfg.loss),
-    ]
+        measured = loss_fn(model(batch["inputs"]), batch, setup.cfg.loss).item()
+    expected = expected_loss_at_init(setup.data_spec, batch, setup.cfg.loss)
+    return Check(
+        "loss at init",
+        abs(measured - expected) <= INIT_TOLERANCE,
+        f"{measured:.4f}",
+        f"{expected:.4f} +- {INIT_TOLERANCE}",
+        "far above: over-confident initial outputs (init scale too large); far "
+        "below: the targets leak into the inputs",
+    )
 
 
 def init_statistics_check(model, batch, loss_cfg) -> Check:
@@ -299,7 +331,7 @@ def data_path_checks(setup: Setup) -> list[Check]:
             "same batches after a save/load",
             "the data stream keeps state its state_dict() does not save (an epoch "
             "position, a buffer), or draws randomness from outside its generator: a "
-            "resumed run trains on other data (see runtime.ShuffledBatches)",
+            "resumed run trains on other data (see engine/batches.py: ShuffledBatches)",
         ),
         data_check(
             "split preprocessing",
