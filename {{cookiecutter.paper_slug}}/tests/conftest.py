@@ -8,6 +8,7 @@ that passes here checks the code that actually trains.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import sys
 
@@ -153,7 +154,7 @@ def quick_cfg():
     schema). A group choice (``optim=sgd``) or anything else composes anew. Every
     call returns its own copy to change freely.
     """
-    composed = {(): compose_config(*QUICK_RUN)}
+    composed = {(): quick_run_config()}
     parser = OverridesParser.create()
 
     def compose(*overrides: str):
@@ -171,6 +172,13 @@ def quick_cfg():
         return copy.deepcopy(composed[overrides])
 
     return compose
+
+
+@functools.cache
+def quick_run_config():
+    """The short run's config, composed once per session (also what names the recipe
+    replay in tests/test_loop.py). Callers copy it before changing it."""
+    return compose_config(*QUICK_RUN)
 
 
 def _sets_a_value(cfg, override) -> bool:

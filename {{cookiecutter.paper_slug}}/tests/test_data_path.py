@@ -127,6 +127,7 @@ def test_the_input_baseline_zeroes_float_inputs_and_keeps_integer_conditions():
     assert torch.equal(data_checks.zeroed(x), torch.zeros_like(x))
 
 
+@pytest.mark.slow  # it trains (as the input baseline's runs do)
 def test_the_short_run_honours_a_recipe_without_clipping(quick_cfg):
     # optim.grad_clip=null is "no clipping" (WGAN-GP, many RL papers): the input
     # baseline's short runs train with it as the loop does, instead of crashing.

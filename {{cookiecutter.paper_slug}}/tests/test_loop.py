@@ -25,9 +25,6 @@ import torch.nn.functional as F
 from torch.optim.adamw import adamw
 
 import {{ cookiecutter.package_name }}.train as train_module
-from {{ cookiecutter.package_name }}.configs.schema import (
-    compose_config,
-)
 from {{ cookiecutter.package_name }}.data import (
     spec,
 )
@@ -150,9 +147,9 @@ def pytest_generate_tests(metafunc):
     if "recipe" in metafunc.fixturenames and metafunc.function.__name__.endswith(
         "configured_recipe"
     ):
-        from conftest import QUICK_RUN  # the short run's overrides (quick_cfg's)
+        from conftest import quick_run_config  # quick_cfg's composition, shared
 
-        metafunc.parametrize("recipe", [recipe_label(compose_config(*QUICK_RUN))])
+        metafunc.parametrize("recipe", [recipe_label(quick_run_config())])
 
 
 @pytest.fixture(scope="module")
