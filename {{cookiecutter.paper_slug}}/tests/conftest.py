@@ -144,6 +144,24 @@ def skip_if_not_applicable():
 
 
 @pytest.fixture(scope="session")
+def loss_calls():
+    """``loss_calls(cfg)``: whose loss each loss computation of one training step
+    is, in order: [None] * trainer.grad_accum_steps for a paper with one player;
+    with loss.PLAYERS, each player's name once per micro-batch of each of its steps.
+    The guard and resume tests count calls of train.player_loss with it."""
+
+    def calls(cfg) -> list[str | None]:
+        accumulation = cfg.trainer.grad_accum_steps
+        return [
+            name
+            for name, own, _ in train_module.player_settings(cfg)
+            for _ in range(own.get("steps", 1) * accumulation)
+        ]
+
+    return calls
+
+
+@pytest.fixture(scope="session")
 def quick_cfg():
     """``quick_cfg(*overrides)``: the config of a short run that trains in seconds.
 

@@ -23,10 +23,13 @@ from {{ cookiecutter.package_name }}.judge.data_checks import (
 # runs the gauntlet (~1 s).
 @pytest.mark.slow
 def test_a_sign_flipped_loss_fails_the_gauntlet_with_hints(quick_cfg, tmp_path, monkeypatch):
-    # The classic bug: minimising the negative of the loss.
-    real = gauntlet.loss_fn
-    for module in (gauntlet, diagnostics):  # the rows, and the checks they run
-        monkeypatch.setattr(module, "loss_fn", lambda *args: -real(*args))
+    # The classic bug: minimising the negative of the loss (every player's).
+    real = diagnostics.players_of
+
+    def flipped(model):
+        return [p._replace(loss=lambda *args, f=p.loss: -f(*args)) for p in real(model)]
+
+    monkeypatch.setattr(diagnostics, "players_of", flipped)
     # The LR range cannot see it (-loss does fall); the baselines take longest; the
     # data path rows do not involve the loss (test_data_path.py has them).
     skip = {"input baseline", "input baseline on val", "LR range", "data path"}

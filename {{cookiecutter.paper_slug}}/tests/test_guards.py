@@ -24,53 +24,63 @@ from {{ cookiecutter.package_name }}.engine.runtime import (
 )
 
 
-def poison_loss_at(monkeypatch, cfg, step: int, how) -> None:
-    """Let the first training loss of update ``step`` go through ``how`` (e.g. times
-    NaN). An update computes trainer.grad_accum_steps losses (its micro-batches)."""
-    real, calls = train_module.loss_fn, []
-    call = (step - 1) * cfg.trainer.grad_accum_steps + 1
+def poison_loss_at(monkeypatch, calls: list, step: int, how, player=None) -> None:
+    """Let the first loss ``player`` computes in training step ``step`` go through
+    ``how(loss, player)`` (e.g. times NaN). ``calls``: conftest.loss_calls(cfg), whose
+    loss each computation of a step is (micro-batches and players' steps)."""
+    real, made = train_module.player_loss, []
+    call = (step - 1) * len(calls) + calls.index(player) + 1
 
-    def loss_fn(*args):
-        calls.append(1)
-        loss = real(*args)
-        return how(loss) if len(calls) == call else loss
+    def player_loss(run, who, batch):
+        made.append(1)
+        loss = real(run, who, batch)
+        return how(loss, who) if len(made) == call else loss
 
-    monkeypatch.setattr(train_module, "loss_fn", loss_fn)
+    monkeypatch.setattr(train_module, "player_loss", player_loss)
 
 
-def test_a_nan_loss_stops_training_at_that_step(quick_cfg, tmp_path, monkeypatch):
+def whose(player) -> str:
+    """How the guard's line names the player whose step went wrong."""
+    return "" if player is None else f"{player}'s step: "
+
+
+def test_a_nan_loss_stops_training_at_that_step(quick_cfg, tmp_path, monkeypatch, loss_calls):
     cfg = quick_cfg()
-    poison_loss_at(monkeypatch, cfg, 7, lambda loss: loss * float("nan"))
-    with pytest.raises(train_module.NonFiniteError, match="step 7: the loss is nan"):
-        train_module.train(cfg, tmp_path)
-    # The last checkpoint (step 4) holds finite weights, written before the NaN.
-    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
-    assert state["step"] == 4
-    assert all(torch.isfinite(w).all() for w in state["model"].values())
+    for player in dict.fromkeys(loss_calls(cfg)):  # every player's loss (one: None)
+        with monkeypatch.context() as patch:
+            poison_loss_at(patch, loss_calls(cfg), 7, lambda loss, who: loss * float("nan"), player)
+            with pytest.raises(train_module.NonFiniteError) as error:
+                train_module.train(cfg, tmp_path / str(player))
+        assert f"step 7: {whose(player)}the loss is nan" in str(error.value)
+        # The last checkpoint (step 4) holds finite weights, written before the NaN.
+        state = load_checkpoint(tmp_path / str(player) / "checkpoints" / "last.pt")
+        assert state["step"] == 4
+        assert all(torch.isfinite(w).all() for w in state["model"].values())
 
 
 @pytest.mark.parametrize("bad", [float("inf"), float("nan")])
-def test_a_non_finite_gradient_names_the_parameter(quick_cfg, tmp_path, monkeypatch, bad):
-    # The last parameter's gradient goes bad. A NaN norm fed to the clipping first
-    # would turn every gradient NaN and blame the first parameter instead.
-    built = []
-    real_build = train_module.build_model
-    monkeypatch.setattr(
-        train_module, "build_model", lambda *args: built.append(real_build(*args)) or built[-1]
-    )
-    trainable = []
-
-    def blow_up_one_gradient(loss):
-        # The loss stays finite; one parameter's gradient turns bad on the way back.
-        trainable.extend((n, p) for n, p in built[0].named_parameters() if p.requires_grad)
-        trainable[-1][1].register_hook(lambda grad: grad * bad)
-        return loss
-
+def test_a_non_finite_gradient_names_the_parameter(
+    quick_cfg, tmp_path, monkeypatch, loss_calls, bad
+):
+    # The last parameter of the player whose step it is (every player in turn) gets
+    # a bad gradient. A NaN norm fed to the clipping first would turn every gradient
+    # NaN and blame the first parameter instead.
     cfg = quick_cfg()
-    poison_loss_at(monkeypatch, cfg, 3, blow_up_one_gradient)
-    with pytest.raises(train_module.NonFiniteError) as error:
-        train_module.train(cfg, tmp_path)
-    assert f"step 3: the gradient of {trainable[-1][0]} is not finite" in str(error.value)
+    for player in dict.fromkeys(loss_calls(cfg)):
+        poisoned = []
+
+        def blow_up_one_gradient(loss, who, poisoned=poisoned):
+            # The loss stays finite; one parameter's gradient turns bad on the way back.
+            poisoned.append(who.param_names[-1])
+            who.params[-1].register_hook(lambda grad: grad * bad)
+            return loss
+
+        with monkeypatch.context() as patch:
+            poison_loss_at(patch, loss_calls(cfg), 3, blow_up_one_gradient, player)
+            with pytest.raises(train_module.NonFiniteError) as error:
+                train_module.train(cfg, tmp_path / str(player))
+        expected = f"step 3: {whose(player)}the gradient of {poisoned[0]} is not finite"
+        assert expected in str(error.value)
 
 
 def test_the_command_line_reports_divergence_in_one_line(tmp_path, run_train_command):
@@ -88,10 +98,13 @@ def test_the_command_line_reports_divergence_in_one_line(tmp_path, run_train_com
 
 
 @pytest.mark.filterwarnings("ignore:Error detected in")
-def test_anomaly_mode_names_the_operation(quick_cfg, tmp_path, monkeypatch):
+def test_anomaly_mode_names_the_operation(quick_cfg, tmp_path, monkeypatch, loss_calls):
     # sqrt(-1) = NaN in the forward pass; anomaly mode reports the backward of it.
     cfg = quick_cfg("trainer.detect_anomaly=true")
-    poison_loss_at(monkeypatch, cfg, 2, lambda loss: loss + (loss - loss - 1).sqrt())
+    calls = loss_calls(cfg)
+    poison_loss_at(
+        monkeypatch, calls, 2, lambda loss, who: loss + (loss - loss - 1).sqrt(), calls[0]
+    )
     with pytest.raises(RuntimeError, match="SqrtBackward0"):
         train_module.train(cfg, tmp_path)
 

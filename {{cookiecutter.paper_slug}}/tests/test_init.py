@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from {{ cookiecutter.package_name }}.loss import (
-    expected_loss_at_init,
-    loss_fn,
+from {{ cookiecutter.package_name }}.judge.diagnostics import (
+    losses_at_init,
 )
 
 
@@ -17,9 +15,8 @@ def test_loss_at_init_is_what_an_untrained_model_gives(
     skip_if_not_applicable("loss at init")
     # Far above the expected value: over-confident initial outputs (init scale too
     # large), which wastes the first part of training undoing them. Far below: the
-    # targets leak into the inputs.
-    batch = draw_batch(64)
-    model.eval()
-    with torch.no_grad():
-        loss = loss_fn(model(batch["inputs"]), batch, cfg.loss).item()
-    assert loss == pytest.approx(expected_loss_at_init(data_spec, batch, cfg.loss), abs=0.05)
+    # targets leak into the inputs. With players, each player's loss against its own.
+    measured, expected = losses_at_init(model, draw_batch(64), data_spec, cfg.loss)
+    assert measured.keys() == expected.keys()
+    for player, value in expected.items():
+        assert measured[player] == pytest.approx(value, abs=0.05), player or "loss"

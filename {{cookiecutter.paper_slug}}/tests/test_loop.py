@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 # imports torch._dynamo, ~1 s).
 from torch.optim.adamw import adamw
 
+import {{ cookiecutter.package_name }}.loss as paper_loss
 import {{ cookiecutter.package_name }}.train as train_module
 from {{ cookiecutter.package_name }}.data import (
     spec,
@@ -43,7 +45,6 @@ from {{ cookiecutter.package_name }}.judge.diagnostics import (
 )
 from {{ cookiecutter.package_name }}.loss import (
     HEADLINE_METRIC,
-    loss_fn,
 )
 from {{ cookiecutter.package_name }}.model import (
     build_model,
@@ -75,10 +76,57 @@ def schedule(update: int, sched, peak: float, total: int) -> float:
 
 
 def recipe_label(cfg) -> str:
-    """What a recipe replay replays: optimiser, schedule, accumulation, average."""
+    """What a recipe replay replays: optimiser, schedule, accumulation, average (and
+    the players with their steps, for a paper that declares them)."""
     t = cfg.trainer
     ema = "no EMA" if t.ema_decay is None else f"EMA {t.ema_decay:g}"
-    return f"{cfg.optim.name.value}, {cfg.schedule.name.value}, accumulation {t.grad_accum_steps}, {ema}"
+    label = f"{cfg.optim.name.value}, {cfg.schedule.name.value}, accumulation {t.grad_accum_steps}, {ema}"
+    players = [f"{name} x{steps}" for name, _, _, steps in player_plan(cfg) if name]
+    return f"{label}, players {' '.join(players)}" if players else label
+
+
+def player_plan(cfg) -> list[tuple]:
+    """(name, optim, schedule, steps) per player in the order they step, written out
+    from the config: the optim and schedule groups with each key the player's own
+    config sets (not null) in their place. One player, None, without loss.PLAYERS."""
+    declared = getattr(paper_loss, "PLAYERS", None)
+    if declared is None:
+        return [(None, cfg.optim, cfg.schedule, 1)]
+
+    def merged(group, own):
+        return SimpleNamespace(
+            **{k: group[k] if own is None or own.get(k) is None else own[k] for k in group}
+        )
+
+    plan = []
+    for name in declared:
+        own = cfg.players.get(name)
+        steps = 1 if own is None else own.steps
+        plan.append(
+            (
+                name,
+                merged(cfg.optim, own and own.optim),
+                merged(cfg.schedule, own and own.schedule),
+                steps,
+            )
+        )
+    return plan
+
+
+def keys(name) -> tuple[str, str]:
+    """A player's logged LR and gradient-norm keys."""
+    return (
+        ("lr", "train/grad_norm")
+        if name is None
+        else (f"train/{name}/lr", f"train/{name}/grad_norm")
+    )
+
+
+def player_loss(model, batch, cfg, name):
+    """The loss the player ``name`` minimises (None: loss_fn on the model's outputs)."""
+    if name is None:
+        return paper_loss.loss_fn(model(batch["inputs"]), batch, cfg.loss)
+    return paper_loss.PLAYERS[name](model, batch, cfg.loss)
 
 
 def fitted_to_the_run(cfg) -> list[str]:
@@ -203,7 +251,7 @@ def torch_optimiser_updates(params: list, o):
     return update
 
 
-def backward_accumulated(model, batch, cfg) -> None:
+def backward_accumulated(model, batch, cfg, name) -> None:
     """The gradient of the batch's mean loss from trainer.grad_accum_steps consecutive
     slices, each slice's mean loss weighted by its share of the batch."""
     n = cfg.trainer.grad_accum_steps
@@ -211,36 +259,48 @@ def backward_accumulated(model, batch, cfg) -> None:
     for i in range(n):
         part = map_tensors(lambda tensor, i=i: tensor.tensor_split(n)[i], batch)
         share = len(next(iter(named_tensors(part).values()))) / total
-        (loss_fn(model(part["inputs"]), part, cfg.loss) * share).backward()
+        (player_loss(model, part, cfg, name) * share).backward()
 
 
-def replay(cfg, record) -> tuple[dict, dict | None, list[float]]:
-    """The same updates written out: the optimiser's arithmetic (torch's), the
+def replay(cfg, record) -> tuple[dict, dict | None, dict[str, list[float]]]:
+    """The same updates written out: per player, in order and as many steps as it
+    takes, each on the next batch: the optimiser's arithmetic (torch's), the
     accumulated gradient, clip_grad_norm_ at the configured norm, the LR from the
-    schedule's formula, and the weight average recomputed after every update.
-    Returns the weights, the average (None without trainer.ema_decay) and each
-    update's gradient norm before clipping."""
+    schedule's formula, and the weight average recomputed after every update (of
+    that player's parameters). Returns the weights, the average (None without
+    trainer.ema_decay) and per player the gradient norm before clipping of its
+    last update in each step (what the log shows)."""
     model = build_model(cfg.model, spec(cfg.data))
     model.load_state_dict(record["initial"])
     model.train()
-    o, decay = cfg.optim, cfg.trainer.ema_decay
-    params = [p for p in model.parameters() if p.requires_grad]
-    updates = adamw_updates if o.name.value == "adamw" else torch_optimiser_updates
-    update_weights = updates(params, o)
+    decay = cfg.trainer.ema_decay
+    players = []
+    for name, o, sched, steps in player_plan(cfg):
+        part = model if name is None else getattr(model, name)
+        params = [p for p in part.parameters() if p.requires_grad]
+        updates = adamw_updates if o.name.value == "adamw" else torch_optimiser_updates
+        prefix = "" if name is None else f"{name}."
+        players.append((name, o, sched, steps, params, updates(params, o), prefix))
     average = None if decay is None else copy.deepcopy(model.state_dict())
-    norms = []
-    for update, (batch, rng_state) in enumerate(record["batches"][:STEPS]):
-        torch.set_rng_state(rng_state)
-        model.zero_grad(set_to_none=True)
-        backward_accumulated(model, batch, cfg)
-        norms.append(torch.nn.utils.clip_grad_norm_(params, o.grad_clip).item())
-        update_weights(schedule(update, cfg.schedule, o.lr, STEPS))
-        if average is not None:
-            for name, tensor in model.state_dict().items():
-                if name in dict(model.named_parameters()):
-                    average[name] = decay * average[name] + (1 - decay) * tensor.detach()
-                else:  # buffers (batch-norm statistics) are copied
-                    average[name] = tensor.detach().clone()
+    batches = iter(record["batches"])
+    norms = {name: [] for name, *_ in players}
+    for step in range(STEPS):
+        for name, o, sched, steps, params, update_weights, prefix in players:
+            for k in range(steps):
+                batch, rng_state = next(batches)
+                torch.set_rng_state(rng_state)
+                model.zero_grad(set_to_none=True)
+                backward_accumulated(model, batch, cfg, name)
+                norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip).item()
+                update_weights(schedule(step * steps + k, sched, o.lr, STEPS * steps))
+                if average is not None:
+                    trained = dict(model.named_parameters())
+                    for key, tensor in model.state_dict().items():
+                        if key in trained and key.startswith(prefix):
+                            average[key] = decay * average[key] + (1 - decay) * tensor.detach()
+                        elif key not in trained:  # buffers (batch-norm statistics) are copied
+                            average[key] = tensor.detach().clone()
+            norms[name].append(norm)
     return model.state_dict(), average, norms
 
 
@@ -249,9 +309,11 @@ def read_records(run_dir) -> list[dict]:
 
 
 def assert_trained_as_replayed(cfg, run_dir, record, expected) -> None:
-    logged = [r for r in read_records(run_dir) if "lr" in r]
-    assert [r["step"] for r in logged] == list(range(1, STEPS + 1))
-    assert all(r["train/grad_norm"] > cfg.optim.grad_clip for r in logged), "clipping inactive"
+    for name, o, _, _ in player_plan(cfg):
+        lr_key, norm_key = keys(name)
+        logged = [r for r in read_records(run_dir) if lr_key in r]
+        assert [r["step"] for r in logged] == list(range(1, STEPS + 1))
+        assert all(r[norm_key] > o.grad_clip for r in logged), f"clipping inactive ({name})"
 
     trained = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
     assert trained.keys() == expected.keys()
@@ -277,8 +339,9 @@ def test_the_loop_updates_the_weights_as_the_configured_recipe(wired_run, quick_
     assert_trained_as_replayed(cfg, run_dir, record, weights)
     # Clipping hides a gradient's scale from the weights (an accumulation that sums
     # instead of averaging its micro-batches): the logged norm, before clipping, shows it.
-    logged = [r["train/grad_norm"] for r in read_records(run_dir) if "train/grad_norm" in r]
-    assert logged == pytest.approx(norms, rel=1e-4), "gradient norms differ from the replay's"
+    for name, replayed in norms.items():
+        logged = [r[keys(name)[1]] for r in read_records(run_dir) if keys(name)[1] in r]
+        assert logged == pytest.approx(replayed, rel=1e-4), f"gradient norms differ ({name})"
     if average is not None:  # the weights validation and eval use
         saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")["ema"]
         off = max((saved[n] - average[n]).abs().max().item() for n in average)
@@ -314,10 +377,13 @@ def test_the_loop_updates_the_weights_as_each_optimiser_and_schedule(quick_cfg, 
 def test_the_logged_lr_is_the_schedule(wired_run):
     cfg, run_dir, _ = wired_run
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    for r in records:
-        if "lr" in r:
-            want = schedule(r["step"] - 1, cfg.schedule, cfg.optim.lr, STEPS)
-            assert r["lr"] == pytest.approx(want, rel=1e-9), f"step {r['step']}"
+    for name, o, sched, steps in player_plan(cfg):
+        lr_key = keys(name)[0]
+        logged = [r for r in records if lr_key in r]
+        assert len(logged) == STEPS
+        for r in logged:  # the LR of the player's last update in that step
+            want = schedule(r["step"] * steps - 1, sched, o.lr, STEPS * steps)
+            assert r[lr_key] == pytest.approx(want, rel=1e-9), f"step {r['step']} ({name})"
 
 
 def stochastic(model: torch.nn.Module) -> torch.nn.Module:

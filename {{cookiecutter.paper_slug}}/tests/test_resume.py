@@ -33,15 +33,15 @@ class Crash(Exception):
 
 def crash_at(monkeypatch, call: int) -> None:
     """Make the training loop's ``call``-th loss computation raise (a crash mid-run)."""
-    real, calls = train_module.loss_fn, []
+    real, calls = train_module.player_loss, []
 
-    def loss_fn(*args):
+    def player_loss(*args):
         calls.append(1)
         if len(calls) == call:
             raise Crash
         return real(*args)
 
-    monkeypatch.setattr(train_module, "loss_fn", loss_fn)
+    monkeypatch.setattr(train_module, "player_loss", player_loss)
 
 
 def assert_same_weights(dir_a, dir_b) -> None:
@@ -61,9 +61,9 @@ def draw_from_every_random_state(monkeypatch) -> None:
     paper type: each loss is scaled by draws from Python's, NumPy's and PyTorch's
     global generators (as dropout or sampling would), and epochs last three
     batches, so the data generator reshuffles between checkpoint and crash."""
-    real_loss, real_batches = train_module.loss_fn, train_module.train_batches
+    real_loss, real_batches = train_module.player_loss, train_module.train_batches
 
-    def loss_fn(*args):
+    def player_loss(*args):  # every player's
         noise = random.random() + np.random.rand() + torch.rand(()).item()  # noqa: NPY002
         return real_loss(*args) * (1 + 0.01 * noise)
 
@@ -71,7 +71,7 @@ def draw_from_every_random_state(monkeypatch) -> None:
         short = map_tensors(lambda tensor: tensor[: 3 * batch_size], split)
         return real_batches(cfg, short, batch_size, generator, model)
 
-    monkeypatch.setattr(train_module, "loss_fn", loss_fn)
+    monkeypatch.setattr(train_module, "player_loss", player_loss)
     monkeypatch.setattr(train_module, "train_batches", train_batches)
 
 
@@ -90,7 +90,7 @@ RECIPES = {
     [pytest.param(name, marks=[pytest.mark.slow] if RECIPES[name] else []) for name in RECIPES],
 )
 def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(
-    quick_cfg, tmp_path, monkeypatch, recipe
+    quick_cfg, tmp_path, monkeypatch, loss_calls, recipe
 ):
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     # log_every=3: the running loss window is half full at the step-8 checkpoint.
@@ -99,7 +99,7 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(
     train_module.train(quick_cfg(*overrides), whole)
     # Crash at step 11: the last checkpoint is from step 8, so steps 9-11 are redone
     # (and the step-9 log line written before the crash must not appear twice).
-    crash_at(monkeypatch, 11 * quick_cfg(*overrides).trainer.grad_accum_steps)  # loss calls
+    crash_at(monkeypatch, 11 * len(loss_calls(quick_cfg(*overrides))))  # in step 11
     with pytest.raises(Crash):
         train_module.train(quick_cfg(*overrides), resumed)
     assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == 8
@@ -120,8 +120,8 @@ def test_resuming_a_finished_run_does_nothing(quick_cfg, quick_run, tmp_path, mo
     assert headline == json.loads(before)[f"val/{train_module.HEADLINE_METRIC}"]
 
 
-def test_resume_refuses_a_changed_config(quick_cfg, tmp_path, monkeypatch):
-    crash_at(monkeypatch, 6 * quick_cfg().trainer.grad_accum_steps)  # after step 4's save
+def test_resume_refuses_a_changed_config(quick_cfg, tmp_path, monkeypatch, loss_calls):
+    crash_at(monkeypatch, 6 * len(loss_calls(quick_cfg())))  # after step 4's save
     with pytest.raises(Crash):
         train_module.train(quick_cfg(), tmp_path)
     monkeypatch.undo()

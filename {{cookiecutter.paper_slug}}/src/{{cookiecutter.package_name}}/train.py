@@ -43,6 +43,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from . import loss as paper_loss
 from .configs import schema
 from .data import build_splits, spec, train_batches
 from .engine.batches import map_tensors, micro_batches, num_examples
@@ -62,6 +63,15 @@ from .engine.optim import (
     build_schedule,
     check_keys,
     set_lr,
+)
+from .engine.players import (
+    Player,
+    average_gradients,
+    broadcast_buffers,
+    parameters_by_player,
+    refuse_changed_others,
+    settings,
+    versions,
 )
 from .engine.run_log import (
     MetricsLog,
@@ -87,8 +97,13 @@ from .engine.runtime import (
     shard,
 )
 from .eval import evaluate
-from .loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn, summarise
+from .loss import HEADLINE_METRIC, HEADLINE_MODE, summarise
 from .model import build_model
+
+# The paper's losses: one loss_fn (one player, the whole model), or the players
+# loss.py declares, each stepping its own part of the model (engine/players.py).
+loss_fn = getattr(paper_loss, "loss_fn", None)
+PLAYERS = getattr(paper_loss, "PLAYERS", None)
 
 log = logging.getLogger(__name__)
 schema.register()  # before @hydra.main composes the config
@@ -102,7 +117,6 @@ class Run:
     run_dir: Path
     # Plain objects for what the loop reads every step (engine/runtime.py: plain says why).
     tc: SimpleNamespace  # trainer
-    oc: SimpleNamespace  # optim
     loss_cfg: SimpleNamespace
     ddp: Distributed
     device: torch.device
@@ -112,8 +126,9 @@ class Run:
     splits: dict
     model: torch.nn.Module  # plain: evaluation and checkpoints use it
     step_model: torch.nn.Module  # the same weights, wrapped for DDP and/or compiled
-    optimizer: torch.optim.Optimizer  # or engine/optim.py: AdamW, the same interface
-    schedule: Callable[[int], float]  # update number (from 0) -> factor on optim.lr
+    # Each with its parameters, optimiser (torch.optim's or engine/optim.py's AdamW),
+    # schedule and log window: one, the whole model, unless loss.py declares PLAYERS.
+    players: list[Player]
     batches: Iterator[dict]
     config: dict  # the resolved config, stored in every checkpoint
     # An exponential moving average of the weights (trainer.ema_decay); when on,
@@ -122,11 +137,8 @@ class Run:
     step: int = 0
     best: float | None = None  # best validation headline so far (best.pt holds it)
     val: dict = field(default_factory=dict)  # the latest validation metrics
-    train_loss: float | None = None  # mean training loss over the last log window
-    # Summed on the device and read back only at log time: .item() every step
-    # would force the host to wait for the accelerator each iteration.
-    loss_sum: torch.Tensor | None = None
-    steps_in_sum: int = 0
+    # Mean training loss over the last log window, per player: {"train/loss": ...}.
+    train_losses: dict = field(default_factory=dict)
     autocast: Callable = contextlib.nullcontext  # bf16: torch.autocast; off: no cost
     data_seconds: float = 0.0  # time spent waiting for batches (metrics.json)
     stall_watch: StallWatch | None = None
@@ -145,7 +157,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         return done  # nothing left to do (a finished sweep job)
 
     run = start_run(cfg, run_dir)
-    tc, oc = run.tc, run.oc
+    tc = run.tc
     check_every = tc.check_finite_every or (1 if run.device.type == "cpu" else tc.log_every)
     metrics_log = None
     if run.ddp.is_main:
@@ -171,14 +183,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
         with anomaly or contextlib.nullcontext():
             for step in progress:
                 run.step = step
-                batch = next_batch(run, step)
-                lr = oc.lr * run.schedule(step - 1)  # the schedule counts updates from 0
-                loss, grad_norm = train_step(run, batch, lr, check=step % check_every == 0)
-                run.loss_sum += loss
-                run.steps_in_sum += 1
+                train_players(run, step, check=step % check_every == 0)
                 if step % tc.log_every == 0 or step == tc.max_steps:
-                    log_training(run, metrics_log, grad_norm, lr)
-                    progress.set_postfix(loss=f"{run.train_loss:.4f}")
+                    log_training(run, metrics_log)
+                    progress.set_postfix(
+                        {k.removeprefix("train/"): f"{v:.4f}" for k, v in run.train_losses.items()}
+                    )
                 if run.ddp.is_main and (step % tc.eval_every == 0 or step == tc.max_steps):
                     eval_start = time.perf_counter()
                     evaluate_and_checkpoint(run, metrics_log, tc.eval_batch_size)
@@ -192,21 +202,46 @@ def train(cfg: DictConfig, run_dir: str | Path) -> float:
     return finish_run(run, time.perf_counter() - start, eval_seconds)
 
 
-def train_step(run: Run, batch: dict, lr: float, check: bool = True):
-    """One update on one batch: forward, loss and backward (over trainer.grad_accum_steps
-    micro-batches), clip the gradient (after checking that it is finite), set the LR,
-    step, update the weight average. Returns the loss (detached) and the gradient norm
-    before clipping (what the log shows)."""
-    run.optimizer.zero_grad(set_to_none=True)
+def train_players(run: Run, step: int, check: bool) -> None:
+    """Training step ``step`` (from 1): each player in turn takes its steps, each on
+    a fresh batch (one update of the whole model, unless loss.py declares PLAYERS)."""
+    for player in run.players:
+        for k in range(player.steps):
+            batch = next_batch(run, step)
+            # The schedule counts this player's updates from 0.
+            player.lr = player.oc.lr * player.schedule((step - 1) * player.steps + k)
+            loss, player.grad_norm = train_step(run, player, batch, player.lr, check)
+            player.loss_sum += loss
+            player.steps_in_sum += 1
+    if run.ddp.world_size > 1 and PLAYERS is not None:
+        broadcast_buffers(run.model)  # what DDP does for one player (batch-norm statistics)
+
+
+def player_loss(run: Run, player: Player, batch: dict) -> torch.Tensor:
+    """The loss ``player`` minimises on ``batch``."""
+    if player.name is None:
+        return loss_fn(run.step_model(batch["inputs"]), batch, run.loss_cfg)
+    return PLAYERS[player.name](run.step_model, batch, run.loss_cfg)
+
+
+def train_step(run: Run, player: Player, batch: dict, lr: float, check: bool = True):
+    """One update of ``player``'s parameters on one batch: forward, loss and backward
+    (over trainer.grad_accum_steps micro-batches), clip the gradient (after checking
+    that it is finite), set the LR, step, update the weight average. Returns the
+    loss (detached) and the gradient norm before clipping (what the log shows)."""
+    before = versions(player.others) if check else None
+    player.optimizer.zero_grad(set_to_none=True)
     parts = micro_batches(batch, run.tc.grad_accum_steps)
     if len(parts) == 1:
         with run.autocast():
-            loss = loss_fn(run.step_model(batch["inputs"]), batch, run.loss_cfg)
+            loss = player_loss(run, player, batch)
         loss.backward()
         loss = loss.detach()
     else:
-        loss = accumulate_gradients(run, parts, num_examples(batch))
-    params = [p for p in run.model.parameters() if p.grad is not None]
+        loss = accumulate_gradients(run, player, parts, num_examples(batch))
+    if player.name is not None:  # DDP averages the single player's
+        average_gradients(player.params, run.ddp.world_size)
+    params = [p for p in player.params if p.grad is not None]
     grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])  # kept for the log
     # A NaN or inf anywhere in the loss or the gradients makes the norm non-finite:
     # stop before the optimiser writes it into the weights (on a GPU only every
@@ -214,19 +249,22 @@ def train_step(run: Run, batch: dict, lr: float, check: bool = True):
     # torch.isfinite is an op (~5 us). Checked before clipping, which would scale
     # every gradient by NaN and hide which parameter's went bad.
     if check and not math.isfinite(grad_norm.item()):
-        raise NonFiniteError(describe_non_finite(run.step, loss, run.model))
-    if run.oc.grad_clip is not None:
+        named = zip(player.param_names, player.params, strict=True)
+        raise NonFiniteError(describe_non_finite(run.step, loss, list(named), player.name))
+    if player.oc.grad_clip is not None:
         # Clipping (what clip_grad_norm_ does, with the norm above) bounds one bad
         # batch's damage.
-        torch.nn.utils.clip_grads_with_norm_(params, run.oc.grad_clip, grad_norm)
-    set_lr(run.optimizer, lr)
-    run.optimizer.step()
+        torch.nn.utils.clip_grads_with_norm_(params, player.oc.grad_clip, grad_norm)
+    set_lr(player.optimizer, lr)
+    player.optimizer.step()
+    if before:  # another player's weights must be as they were
+        refuse_changed_others(player, before, run.step)
     if run.ema is not None:
-        run.ema.update(run.model)
+        run.ema.update(run.model, None if player.name is None else player.param_names)
     return loss, grad_norm
 
 
-def accumulate_gradients(run: Run, parts: list[dict], n: int) -> torch.Tensor:
+def accumulate_gradients(run: Run, player: Player, parts: list[dict], n: int) -> torch.Tensor:
     """Gradients of the whole batch's loss from its micro-batches, one at a time (so
     only one micro-batch's activations are in memory): each micro-batch's mean loss
     is weighted by its share of the batch, so the summed gradients are those of the
@@ -239,7 +277,7 @@ def accumulate_gradients(run: Run, parts: list[dict], n: int) -> torch.Tensor:
         no_sync = getattr(run.step_model, "no_sync", contextlib.nullcontext)
         with contextlib.nullcontext() if last else no_sync():
             with run.autocast():
-                loss = loss_fn(run.step_model(part["inputs"]), part, run.loss_cfg)
+                loss = player_loss(run, player, part)
             weighted = loss * (num_examples(part) / n)
             weighted.backward()
         total += weighted.detach()
@@ -253,7 +291,7 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     ddp = init_distributed(cfg.device)
     # Before anything is built, so that a config the loop cannot run fails at once.
     check_recipe(tc, ddp.world_size)
-    check_keys(cfg.optim, cfg.schedule)
+    configured = player_settings(cfg)
     threads, why = pick_num_threads(tc.num_threads, ddp)
     torch.set_num_threads(threads)
     make_deterministic(tc.deterministic)
@@ -269,7 +307,6 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     run = Run(
         run_dir=run_dir,
         tc=tc,
-        oc=plain(cfg.optim),
         loss_cfg=plain(cfg.loss),
         ddp=ddp,
         device=device,
@@ -277,11 +314,9 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
         splits=splits,
         model=model,
         step_model=model,
-        optimizer=build_optimizer(model, plain(cfg.optim), device.type),
-        schedule=build_schedule(plain(cfg.schedule), tc.max_steps),
+        players=build_players(model, configured, device, tc.max_steps),
         batches=train_batches(data_cfg, splits["train"], tc.batch_size, generator, model),
         config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-        loss_sum=torch.zeros((), device=device),
     )
     if tc.ema_decay is not None:
         run.ema = WeightAverage(model, tc.ema_decay)
@@ -303,6 +338,65 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     return run
 
 
+def player_settings(cfg: DictConfig) -> list[tuple[str | None, dict, tuple]]:
+    """(name, its config, its optim and schedule settings) per player, in the
+    order they step; checked (one line per error) before anything is built."""
+    optim, schedule = plain(cfg.optim), plain(cfg.schedule)
+    own = OmegaConf.to_container(cfg.players, resolve=True, enum_to_str=True)
+    if PLAYERS is None:
+        if own:
+            raise ConfigError(
+                f"players: {', '.join(own)} configured, but loss.py declares no PLAYERS: "
+                "remove the players config, or declare the players next to the loss"
+            )
+        check_keys(optim, schedule)
+        return [(None, {}, (optim, schedule))]
+    unknown = sorted(set(own) - set(PLAYERS))
+    if unknown:
+        raise ConfigError(
+            f"players.{unknown[0]} is configured, but loss.PLAYERS declares only "
+            f"{', '.join(PLAYERS)}"
+        )
+    found = []
+    for name in PLAYERS:
+        mine = own.get(name, {})
+        if mine.get("steps", 1) < 1:
+            raise ConfigError(f"players.{name}.steps={mine['steps']}: a player takes >= 1 step")
+        merged = settings(optim, schedule, mine)
+        check_keys(*merged, prefix=f"players.{name}.")
+        found.append((name, mine, merged))
+    return found
+
+
+def build_players(model, configured: list, device: torch.device, max_steps: int) -> list[Player]:
+    """Each player with its parameters, optimiser and schedule (engine/players.py)."""
+    if configured[0][0] is None:  # one player, the whole model
+        params = [p for p in model.parameters() if p.requires_grad]
+        names = tuple(n for n, p in model.named_parameters() if p.requires_grad)
+        owned = {None: list(zip(names, params, strict=True))}
+    else:
+        owned = parameters_by_player(model, [name for name, _, _ in configured])
+    players = []
+    for name, own, (optim, schedule) in configured:
+        mine = owned[name]
+        prefix = "" if name is None else f"players.{name}."
+        player = Player(
+            name=name,
+            params=[p for _, p in mine],
+            param_names=tuple(n for n, _ in mine),
+            oc=optim,
+            schedule_cfg=schedule,
+            steps=own.get("steps", 1),
+            others=[pair for other, pairs in owned.items() if other != name for pair in pairs],
+            loss_sum=torch.zeros((), device=device),
+        )
+        player.optimizer = build_optimizer(player.params, optim, device.type, f"{prefix}optim")
+        updates = max_steps * player.steps
+        player.schedule = build_schedule(schedule, updates, f"{prefix}schedule")
+        players.append(player)
+    return players
+
+
 def wrap_for_steps(run: Run, seed: int) -> torch.nn.Module:
     """The model as training steps call it: data-parallel under torchrun, compiled
     with trainer.compile; the plain model otherwise (evaluation always uses it)."""
@@ -312,6 +406,8 @@ def wrap_for_steps(run: Run, seed: int) -> torch.nn.Module:
         # processes, or every process would draw the same noise for its share.
         # (Checkpoints hold process 0's states, so this also follows a resume.)
         torch.manual_seed(seed + run.ddp.rank + 1_000_003 * run.step)
+    if run.ddp.world_size > 1 and PLAYERS is None:
+        # Players average their own gradients instead (engine/players.py says why).
         device = run.device
         step_model = torch.nn.parallel.DistributedDataParallel(
             step_model, device_ids=[device.index] if device.type == "cuda" else None
@@ -326,16 +422,17 @@ def resume(run: Run, path: Path) -> None:
     state = load_checkpoint(path, map_location=run.device)
     refuse_changed_config(state["config"], run.config, path)
     run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    for player in run.players:
+        player.optimizer.load_state_dict(state["optimizer"][player_label(player)])
+        player.loss_sum.fill_(state["loss_window"][player_label(player)][0])
+        player.steps_in_sum = state["loss_window"][player_label(player)][1]
     if run.ema is not None:
         run.ema.model.load_state_dict(state["ema"])
     if hasattr(run.batches, "load_state_dict"):
         run.batches.load_state_dict(state["batches"])
     set_rng_states(state["rng"], run.generator)
     run.step, run.best, run.val = state["step"], state["best"], state["val"]
-    run.train_loss = state["train_loss"]
-    run.loss_sum.fill_(state["loss_window"][0])
-    run.steps_in_sum = state["loss_window"][1]
+    run.train_losses = state["train_losses"]
     log.info("resuming %s from step %d", run.run_dir, run.step)
 
 
@@ -344,20 +441,26 @@ def checkpoint_state(run: Run) -> dict:
     batches = run.batches
     state = {
         "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
+        # Per player (one, "model", unless loss.py declares PLAYERS).
+        "optimizer": {player_label(p): p.optimizer.state_dict() for p in run.players},
         "batches": batches.state_dict() if hasattr(batches, "state_dict") else {},
         "rng": rng_states(run.generator),
         "step": run.step,
         "best": run.best,
         "val": run.val,
-        "train_loss": run.train_loss,
-        "loss_window": [run.loss_sum.item(), run.steps_in_sum],
+        "train_losses": run.train_losses,
+        "loss_window": {player_label(p): [p.loss_sum.item(), p.steps_in_sum] for p in run.players},
         "config": run.config,
         "metrics": prefixed("val", run.val),
     }
     if run.ema is not None:
         state["ema"] = run.ema.model.state_dict()  # eval.py evaluates these weights
     return state
+
+
+def player_label(player: Player) -> str:
+    """Its name in checkpoints: "model" for the single player."""
+    return player.name or "model"
 
 
 def next_batch(run: Run, step: int) -> dict:
@@ -375,18 +478,19 @@ def next_batch(run: Run, step: int) -> dict:
     return batch
 
 
-def log_training(run: Run, metrics_log: MetricsLog | None, grad_norm, lr: float) -> None:
-    """The mean loss since the last log line (over every process: the global
-    batch's), the last gradient norm and LR, into metrics.jsonl."""
-    run.train_loss = mean_over_processes(run.loss_sum / run.steps_in_sum, run.ddp).item()
-    run.loss_sum.zero_()
-    run.steps_in_sum = 0
-    record = {
-        "step": run.step,
-        "train/loss": run.train_loss,
-        "train/grad_norm": grad_norm.item(),
-        "lr": lr,
-    }
+def log_training(run: Run, metrics_log: MetricsLog | None) -> None:
+    """Per player, the mean loss since the last log line (over every process: the
+    global batch's), the last gradient norm and LR, into metrics.jsonl: train/loss,
+    train/grad_norm and lr for one player; train/<player>/loss, ... for players."""
+    record = {"step": run.step}
+    for player in run.players:
+        loss = mean_over_processes(player.loss_sum / player.steps_in_sum, run.ddp).item()
+        player.loss_sum.zero_()
+        player.steps_in_sum = 0
+        run.train_losses[player.key("loss")] = loss
+        record[player.key("loss")] = loss
+        record[player.key("grad_norm")] = player.grad_norm.item()
+        record[player.lr_key] = player.lr
     # What the data iterator reports about itself (train_batches' contract): RL's
     # environment steps and episode returns, a replay buffer's size, epsilon.
     if hasattr(run.batches, "scalars"):
@@ -403,8 +507,11 @@ def evaluate_and_checkpoint(run: Run, metrics_log: MetricsLog, batch_size: int) 
     weights = "" if run.ema is None else " (EMA weights)"
     # Before the first log window closes (eval_every < log_every) there is no mean
     # yet: "-", not a NaN that reads like divergence.
-    loss = "-" if run.train_loss is None else f"{run.train_loss:.4f}"
-    log.info("step %d | train loss %s | val%s %s", run.step, loss, weights, format_metrics(run.val))
+    losses = " ".join(f"{k.removeprefix('train/')} {v:.4f}" for k, v in run.train_losses.items())
+    log.info(
+        "step %d | train %s | val%s %s", run.step, losses or "loss -", weights,
+        format_metrics(run.val),
+    )  # fmt: skip
     improved = run.best is None or is_better(run.val[HEADLINE_METRIC], run.best)
     if improved:
         run.best = run.val[HEADLINE_METRIC]
@@ -431,7 +538,7 @@ def finish_run(run: Run, train_seconds: float, eval_seconds: float) -> float:
         summary = summarise(run.evaluated_model, run.splits, run.run_dir)
     final = {
         "step": run.step,
-        "train/loss": run.train_loss,
+        **{p.key("loss"): run.train_losses.get(p.key("loss")) for p in run.players},
         **prefixed("val", run.val),
         **summary,
         # Which weights the val metrics (and best.pt's choice) are of.
@@ -449,7 +556,8 @@ def finish_run(run: Run, train_seconds: float, eval_seconds: float) -> float:
     }
     (run.run_dir / "metrics.json").write_text(json.dumps(final, indent=2) + "\n")
     records = read_jsonl(run.run_dir / "metrics.jsonl")
-    if run.tc.plot and sum("train/loss" in r for r in records) >= 2:
+    first_loss = run.players[0].key("loss")
+    if run.tc.plot and sum(first_loss in r for r in records) >= 2:
         from .engine.plots import plot_training  # matplotlib (~0.5 s): only when there is a plot
 
         plot_training(records, HEADLINE_METRIC, run.run_dir)

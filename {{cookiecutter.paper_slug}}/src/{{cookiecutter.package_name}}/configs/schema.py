@@ -81,6 +81,43 @@ class ScheduleConfig:
 
 
 @dataclass
+class OptimOverride:
+    """A player's own optim keys (configs/players/): null takes the optim group's."""
+
+    name: OptimName | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    betas: list[float] | None = None
+    eps: float | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    alpha: float | None = None
+    centered: bool | None = None
+
+
+@dataclass
+class ScheduleOverride:
+    """A player's own schedule keys: null takes the schedule group's."""
+
+    name: ScheduleName | None = None
+    warmup_steps: int | None = None
+    min_lr_ratio: float | None = None
+    step_size: int | None = None
+    gamma: float | None = None
+
+
+@dataclass
+class PlayerConfig:
+    """configs/players/*.yaml, one entry per player loss.PLAYERS declares
+    (engine/players.py). A paper with one player has none of this."""
+
+    steps: int = 1  # updates per iteration (trainer.max_steps counts iterations)
+    optim: OptimOverride = field(default_factory=OptimOverride)
+    schedule: ScheduleOverride = field(default_factory=ScheduleOverride)
+
+
+@dataclass
 class TrainerConfig:
     # Set per paper type in configs/trainer/default.yaml.
     max_steps: int = MISSING
@@ -117,6 +154,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    # Empty for a paper whose loss.py declares no PLAYERS: one player, the whole model.
+    players: dict[str, PlayerConfig] = field(default_factory=dict)
     seed: int = MISSING
     device: str = MISSING
 

@@ -55,13 +55,16 @@ def check_recipe(tc, world_size: int) -> None:
         raise ConfigError(f"trainer.ema_decay={tc.ema_decay} must be between 0 and 1 (e.g. 0.999)")
 
 
-def describe_non_finite(step: int, loss: torch.Tensor, model: torch.nn.Module) -> str:
-    """One line: where the first NaN/inf is, and what to try."""
-    where = f"the loss is {loss.item()}"
+def describe_non_finite(step: int, loss: torch.Tensor, model, player: str | None = None) -> str:
+    """One line: where the first NaN/inf is, and what to try. ``model``: a module,
+    or one player's (name, parameter) pairs (engine/players.py), named in the line."""
+    pairs = model.named_parameters() if isinstance(model, torch.nn.Module) else model
+    whose = "" if player is None else f"{player}'s step: "
+    where = f"{whose}the loss is {loss.item()}"
     if math.isfinite(loss.item()):
-        for name, param in model.named_parameters():
+        for name, param in pairs:
             if param.grad is not None and not torch.isfinite(param.grad).all():
-                where = f"the gradient of {name} is not finite (loss {loss.item():.4g})"
+                where = f"{whose}the gradient of {name} is not finite (loss {loss.item():.4g})"
                 break
     return f"step {step}: {where}; {NON_FINITE_HINT}"
 

@@ -155,20 +155,36 @@ class WeightAverage:
         self.model.requires_grad_(False)
         self.params = list(self.model.parameters())
         self.buffers = list(self.model.buffers())
+        self._pairs = {}  # names -> (average's tensors, model's tensors), made once
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self, model: torch.nn.Module, names: tuple[str, ...] | None = None) -> None:
+        """After an update of every parameter, or of those ``names`` (one player's:
+        each player's weights are averaged after its own steps)."""
+        if names is None:
+            mine, theirs = self.params, list(model.parameters())
+        else:
+            if names not in self._pairs:
+                averaged, trained = (
+                    dict(self.model.named_parameters()),
+                    dict(model.named_parameters()),
+                )
+                self._pairs[names] = ([averaged[n] for n in names], [trained[n] for n in names])
+            mine, theirs = self._pairs[names]
         # lerp: average + (1 - decay) * (weights - average), for all tensors at once.
-        torch._foreach_lerp_(self.params, list(model.parameters()), 1.0 - self.decay)
+        torch._foreach_lerp_(mine, theirs, 1.0 - self.decay)
         for mine, theirs in zip(self.buffers, model.buffers(), strict=True):
             mine.copy_(theirs)
 
 
-def build_optimizer(model: torch.nn.Module, cfg, device_type: str = "cpu"):
+def build_optimizer(model, cfg, device_type: str = "cpu", group: str = "optim"):
     """The optimiser ``cfg.name`` names (optim config group), over two parameter
-    groups: weight matrices with ``cfg.weight_decay``, everything else without."""
-    cfg = _checked("optim", cfg, OPTIMISER_KEYS)
-    params = [p for p in model.parameters() if p.requires_grad]
+    groups: weight matrices with ``cfg.weight_decay``, everything else without.
+    ``model``: a module, or the parameters of one player (engine/players.py), whose
+    settings ``group`` names in errors (players.critic.optim)."""
+    cfg = _checked(group, cfg, OPTIMISER_KEYS)
+    found = model.parameters() if isinstance(model, torch.nn.Module) else model
+    params = [p for p in found if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
@@ -201,10 +217,10 @@ def set_lr(optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def build_schedule(cfg, max_steps: int) -> Callable[[int], float]:
+def build_schedule(cfg, max_steps: int, group: str = "schedule") -> Callable[[int], float]:
     """``schedule(step)``: the LR factor of update ``step`` (0 = the first) for the
     schedule config group ``cfg``; its keys are checked once, here."""
-    cfg = _checked("schedule", cfg, SCHEDULE_KEYS)
+    cfg = _checked(group, cfg, SCHEDULE_KEYS)
     return partial(lr_factor, cfg=cfg, max_steps=max_steps)
 
 
@@ -234,11 +250,11 @@ def lr_factor(step: int, cfg, max_steps: int) -> float:
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape
 
 
-def check_keys(optim_cfg, schedule_cfg) -> None:
+def check_keys(optim_cfg, schedule_cfg, prefix: str = "") -> None:
     """The errors ``build_optimizer`` and ``build_schedule`` would raise, before a
-    run builds its data and model."""
-    _checked("optim", optim_cfg, OPTIMISER_KEYS)
-    _checked("schedule", schedule_cfg, SCHEDULE_KEYS)
+    run builds its data and model (``prefix``: players.critic., for a player's)."""
+    _checked(f"{prefix}optim", optim_cfg, OPTIMISER_KEYS)
+    _checked(f"{prefix}schedule", schedule_cfg, SCHEDULE_KEYS)
 
 
 def _checked(group: str, cfg, keys_by_name: dict[str, tuple[str, ...]]) -> SimpleNamespace:

@@ -33,9 +33,8 @@ import torch
 
 from ..data import train_batches
 from ..engine.batches import map_tensors, named_tensors
-from ..engine.optim import build_optimizer
 from ..engine.runtime import plain, rng_states, set_rng_states
-from ..loss import HEADLINE_METRIC, HEADLINE_MODE, loss_fn
+from ..loss import HEADLINE_METRIC, HEADLINE_MODE
 
 
 @dataclass
@@ -439,19 +438,14 @@ def short_run(cfg, model, split, val, steps: int) -> float:
     project's optimiser and loss (constant LR, gradients clipped as configured) and
     return the validation headline metric."""
     from ..eval import evaluate  # imports Hydra; only here
+    from .diagnostics import optimisers, step_players  # diagnostics imports this module
 
-    optimizer = build_optimizer(model, cfg.optim)
+    players = optimisers(model, cfg)
     _, batches = training_stream(cfg, split, model)
     loss_cfg = plain(cfg.loss)
     model.train()
     for _ in range(steps):
-        batch = next(batches)
-        loss = loss_fn(model(batch["inputs"]), batch, loss_cfg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.optim.grad_clip is not None:  # null: no clipping, as in the loop
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
+        step_players(model, players, next(batches), loss_cfg, clip=True)
     # With the config: the headline may be a split-level metric (loss.split_metrics).
     return evaluate(model, val, cfg.trainer.eval_batch_size, cfg)[HEADLINE_METRIC]
 

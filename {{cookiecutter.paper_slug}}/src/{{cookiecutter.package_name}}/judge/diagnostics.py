@@ -13,16 +13,26 @@ reason; an undeclared failure still fails.
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from .. import loss as paper_loss
 from ..engine.batches import map_tensors
 from ..engine.optim import build_optimizer
-from ..loss import loss_fn, memorised
+from ..engine.players import parameters_by_player, settings
+from ..engine.runtime import plain
 from . import data_checks
+
+# One loss for the whole model, or the players loss.py declares (engine/players.py).
+# Looked up at call time (through these names), so a test can swap them.
+loss_fn = getattr(paper_loss, "loss_fn", None)
+memorised = getattr(paper_loss, "memorised", None)
 
 # The generic checks a method may declare not applicable (loss.NOT_APPLICABLE),
 # and where each runs.
@@ -53,6 +63,84 @@ def not_applicable(check: str) -> str | None:
     return declared.get(check)
 
 
+class PlayerLoss(NamedTuple):
+    """One player as the checks see it: its name (None: the single player), its
+    (name, parameter) pairs and its loss ``loss(model, batch, loss_cfg)``."""
+
+    name: str | None
+    named: list[tuple[str, nn.Parameter]]
+    loss: Callable
+
+
+def players_of(model: nn.Module) -> list[PlayerLoss]:
+    """The players the loop trains, in order: the whole model with loss_fn on its
+    outputs, unless loss.py declares PLAYERS. Every check below goes through this,
+    so each parameter is checked in its own player's step."""
+    declared_players = getattr(paper_loss, "PLAYERS", None)
+    if declared_players is None:
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        return [PlayerLoss(None, named, single_loss)]
+    owned = parameters_by_player(model, list(declared_players))
+    return [PlayerLoss(name, owned[name], fn) for name, fn in declared_players.items()]
+
+
+def single_loss(model, batch, loss_cfg) -> torch.Tensor:
+    return loss_fn(model(batch["inputs"]), batch, loss_cfg)
+
+
+class Trainable(NamedTuple):
+    player: PlayerLoss
+    optimizer: object  # as train.py builds it: the optim group with the player's keys
+    steps: int  # per iteration
+    grad_clip: float | None
+
+
+def optimisers(model: nn.Module, cfg) -> list[Trainable]:
+    """Per player: itself, its optimiser, steps per iteration and clipping norm."""
+    own = OmegaConf.to_container(cfg.players, resolve=True, enum_to_str=True)
+    found = []
+    for player in players_of(model):
+        mine = own.get(player.name, {}) if player.name else {}
+        optim, _ = settings(plain(cfg.optim), plain(cfg.schedule), mine)
+        params = [p for _, p in player.named]
+        found.append(
+            Trainable(player, build_optimizer(params, optim), mine.get("steps", 1), optim.grad_clip)
+        )
+    return found
+
+
+def step_players(model, players, batch, loss_cfg, lr: float | None = None, clip=False) -> float:
+    """One training iteration on ``batch``: each player's steps, as the loop takes
+    them (at ``lr`` when given; with ``clip``, gradients clipped as configured);
+    returns the summed losses."""
+    total = 0.0
+    for player, optimizer, steps, grad_clip in players:
+        for _ in range(steps):
+            if lr is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            loss = player.loss(model, batch, loss_cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip and grad_clip is not None:  # null: no clipping, as in the loop
+                torch.nn.utils.clip_grad_norm_([p for _, p in player.named], grad_clip)
+            optimizer.step()
+            total += loss.item()
+    return total
+
+
+def losses_at_init(model, batch, data_spec, loss_cfg) -> tuple[dict, dict]:
+    """Measured and expected loss of the untrained model, per player ({None: ...}
+    for one): loss.expected_loss_at_init returns a number, or with PLAYERS a
+    number per player. In evaluation mode, without gradients; the same random draws."""
+    model.eval()
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        measured = {p.name: p.loss(model, batch, loss_cfg).item() for p in players_of(model)}
+    expected = paper_loss.expected_loss_at_init(data_spec, batch, loss_cfg)
+    return measured, expected if isinstance(expected, dict) else {None: expected}
+
+
 OVERFIT_BUDGET = {1: 200, 10: 600, 100: 3000}  # steps allowed per batch size
 INIT_TOLERANCE = 0.05  # |loss at init - expected|, in the loss's own units
 DEAD_UNIT_LIMIT = 0.5  # a layer with more than this share of never-positive units fails
@@ -63,21 +151,18 @@ GRAD_SPREAD_LIMIT = 1e6  # largest / smallest non-zero per-parameter gradient no
 def fit_fixed_batch(model, batch, cfg, max_steps: int, check_every: int = 10, zero_inputs=False):
     """Train on one fixed batch with the project's optimiser at a constant LR.
     Returns (steps until ``loss.memorised`` holds or None, loss per step)."""
-    optimizer = build_optimizer(model, cfg.optim)
+    players = optimisers(model, cfg)
     # Zeroed as the input baseline zeroes them (data_checks.zeroed: conditions kept).
     inputs = data_checks.zeroed(batch["inputs"]) if zero_inputs else batch["inputs"]
+    seen = {**batch, "inputs": inputs}
     losses = []
     for step in range(max_steps + 1):
         if step % check_every == 0:
             model.eval()
-            if memorised(model, {**batch, "inputs": inputs}):
+            if memorised(model, seen):
                 return step, losses
         model.train()
-        loss = loss_fn(model(inputs), batch, cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(step_players(model, players, seen, cfg.loss))
     return None, losses
 
 
@@ -123,18 +208,17 @@ def gradient_problems(model, batch, loss_cfg) -> list[str]:
     """Parameters whose gradient is missing, non-finite or all zero (empty: fine).
     Stronger than "parameters changed after a step": AdamW's weight decay moves
     parameters even when their gradient is zero (a detached branch, say)."""
-    model.zero_grad(set_to_none=True)
-    loss_fn(model(batch["inputs"]), batch, loss_cfg).backward()
     problems = []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if param.grad is None:
-            problems.append(f"{name}: no gradient (not in the graph?)")
-        elif not torch.isfinite(param.grad).all():
-            problems.append(f"{name}: non-finite gradient")
-        elif param.grad.abs().sum() == 0:
-            problems.append(f"{name}: all-zero gradient")
+    for player in players_of(model):  # each parameter in its own player's step
+        model.zero_grad(set_to_none=True)
+        player.loss(model, batch, loss_cfg).backward()
+        for name, param in player.named:
+            if param.grad is None:
+                problems.append(f"{name}: no gradient (not in the graph?)")
+            elif not torch.isfinite(param.grad).all():
+                problems.append(f"{name}: non-finite gradient")
+            elif param.grad.abs().sum() == 0:
+                problems.append(f"{name}: all-zero gradient")
     return problems
 
 
@@ -157,7 +241,12 @@ def loss_gradcheck(model, batch, loss_cfg, directions: int = 3, eps: float = 1e-
     (L(x + eps u) - L(x - eps u)) / (2 eps). A wrong gradient misses it for almost
     every u. This is torch.autograd.gradcheck's fast mode written out: two loss
     evaluations per direction however large the outputs (a vocabulary, an image),
-    and without the ~0.4 s import gradcheck does on its first call."""
+    and without the ~0.4 s import gradcheck does on its first call.
+
+    With players, each player's loss is checked along directions of its own
+    parameters instead (players_gradcheck): its loss is a function of the model."""
+    if getattr(paper_loss, "PLAYERS", None) is not None:
+        return players_gradcheck(model, batch, loss_cfg, directions, eps)
     small = map_tensors(lambda tensor: tensor[:2], batch)
     with torch.no_grad():
         outputs = model(small["inputs"])
@@ -188,6 +277,45 @@ def loss_gradcheck(model, batch, loss_cfg, directions: int = 3, eps: float = 1e-
     return True
 
 
+def players_gradcheck(model, batch, loss_cfg, directions: int = 3, eps: float = 1e-6) -> bool:
+    """For each player, in float64 on a copy of the model and four examples:
+    autograd's directional derivative of its loss along random directions u of its
+    parameters against (L(theta + eps u) - L(theta - eps u)) / (2 eps). The loss's
+    own random draws (a GAN's noise) are the same at every evaluation."""
+    model = copy.deepcopy(model).double()
+    small = map_tensors(lambda t: t[:4].double() if t.is_floating_point() else t[:4], batch)
+    generator = torch.Generator().manual_seed(0)
+    for player in players_of(model):
+        params = [p for _, p in player.named]
+
+        def loss_at(player=player) -> torch.Tensor:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                return player.loss(model, small, loss_cfg)
+
+        grads = torch.autograd.grad(loss_at(), params, allow_unused=True)
+        for _ in range(directions):
+            u = [
+                torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device)
+                for p in params
+            ]
+            by_autograd = sum(
+                float((g * d).sum()) for g, d in zip(grads, u, strict=True) if g is not None
+            )
+            with torch.no_grad():
+                torch._foreach_add_(params, u, alpha=eps)
+            plus = float(loss_at())
+            with torch.no_grad():
+                torch._foreach_add_(params, u, alpha=-2 * eps)
+            minus = float(loss_at())
+            with torch.no_grad():
+                torch._foreach_add_(params, u, alpha=eps)
+            by_differences = (plus - minus) / (2 * eps)
+            if abs(by_differences - by_autograd) > 1e-5 + 1e-3 * abs(by_differences):
+                return False
+    return True
+
+
 def init_statistics(model, batch, loss_cfg) -> dict:
     """Per layer with weights: output std and share of units never positive over
     the batch (dead after a ReLU); and the spread of per-parameter gradient norms."""
@@ -210,13 +338,15 @@ def init_statistics(model, batch, loss_cfg) -> dict:
     for name, module in model.named_modules():
         if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding)):
             hooks.append(module.register_forward_hook(record(name)))
-    model.zero_grad(set_to_none=True)
+    norms = {}
     try:
-        loss_fn(model(batch["inputs"]), batch, loss_cfg).backward()
+        for player in players_of(model):  # each parameter's gradient from its own loss
+            model.zero_grad(set_to_none=True)
+            player.loss(model, batch, loss_cfg).backward()
+            norms.update({n: p.grad.norm().item() for n, p in player.named if p.grad is not None})
     finally:
         for hook in hooks:
             hook.remove()
-    norms = {n: p.grad.norm().item() for n, p in model.named_parameters() if p.grad is not None}
     nonzero = {n: v for n, v in norms.items() if v > 0}
     spread = max(nonzero.values()) / min(nonzero.values()) if nonzero else math.inf
     extremes = (min(nonzero, key=nonzero.get), max(nonzero, key=nonzero.get)) if nonzero else ()
@@ -281,19 +411,12 @@ def init_problems(stats: dict) -> list[tuple[str, str]]:
 def lr_range(model, batches, cfg, start=1e-6, end=1.0, steps=100) -> tuple[list, list]:
     """Loss (smoothed) while the LR grows exponentially from ``start`` to ``end``,
     one step per batch, no warm-up or decay; stops once the loss has blown up."""
-    optimizer = build_optimizer(model, cfg.optim)
+    players = optimisers(model, cfg)
     lrs, losses, smooth = [], [], None
     for i in range(steps):
         lr = start * (end / start) ** (i / (steps - 1))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = next(batches)
         model.train()
-        loss = loss_fn(model(batch["inputs"]), batch, cfg.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        value = loss.item()
+        value = step_players(model, players, next(batches), cfg.loss, lr=lr)
         if not math.isfinite(value):
             break
         smooth = value if smooth is None else 0.8 * smooth + 0.2 * value

@@ -55,7 +55,6 @@ from torch import nn
 from ..data import batch_layout, build_splits, overfit_batch, spec, train_batches
 from ..engine.batches import map_tensors, named_tensors
 from ..engine.runtime import pick_device
-from ..loss import expected_loss_at_init, loss_fn
 from ..model import build_model
 from . import data_checks
 from .diagnostics import (
@@ -69,6 +68,7 @@ from .diagnostics import (
     init_problems,
     init_statistics,
     loss_gradcheck,
+    losses_at_init,
     lr_range,
     not_applicable,
     overfit_hint,
@@ -258,15 +258,14 @@ def gradcheck_check(model, batch, loss_cfg) -> Check:
 
 
 def loss_at_init_check(model, batch, setup: Setup) -> Check:
-    model.eval()
-    with torch.no_grad():
-        measured = loss_fn(model(batch["inputs"]), batch, setup.cfg.loss).item()
-    expected = expected_loss_at_init(setup.data_spec, batch, setup.cfg.loss)
+    measured, expected = losses_at_init(model, batch, setup.data_spec, setup.cfg.loss)
+    off = {name: abs(measured[name] - expected[name]) for name in expected}
     return Check(
         "loss at init",
-        abs(measured - expected) <= INIT_TOLERANCE,
-        f"{measured:.4f}",
-        f"{expected:.4f} +- {INIT_TOLERANCE}",
+        all(d <= INIT_TOLERANCE for d in off.values()),
+        ", ".join(f"{name or 'loss'} {v:.4f}" for name, v in measured.items()),
+        ", ".join(f"{name or 'loss'} {v:.4f}" for name, v in expected.items())
+        + f" +- {INIT_TOLERANCE}",
         "far above: over-confident initial outputs (init scale too large); far "
         "below: the targets leak into the inputs",
     )
