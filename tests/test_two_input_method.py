@@ -24,37 +24,47 @@ from conftest import bake_ok
 pytestmark = pytest.mark.slow
 PKG = "attention_is_all_you_need"
 METHOD = Path(__file__).resolve().parent / "fixtures" / "two_input_method"
+TWO_INPUT = {"data": "noised_digits", "model": "denoiser", "loss": "l_simple"}
+# A method of another shape: two players (an actor and a critic with their own
+# optimisers) that learn from rewards they sample (fixtures/actor_critic_bandit/).
+ACTOR_CRITIC = Path(__file__).resolve().parent / "fixtures" / "actor_critic_bandit"
+ACTOR_CRITIC_NAMES = {"data": "bandit_digits", "model": "actor_critic", "loss": "policy_gradient",
+                      "players": "actor_critic"}  # fmt: skip
 # The bundled example's own tests: they test its data, model and loss, which the
 # swap removes (a user replaces them with the new method's).
 EXAMPLE_TESTS = ("test_data.py", "test_model.py", "test_loss.py", "test_*_pitfalls.py")
 
 
-def swap_in(project: Path) -> None:
+def swap_in(project: Path, method: Path = METHOD, names=TWO_INPUT) -> None:
     """Put the method's modules and configs where the example's were, as a user
-    replacing the example would; point train.yaml's defaults at its configs."""
+    replacing the example would; point train.yaml's defaults at its configs
+    (``names``: group -> the method's config; "players" adds that group)."""
     package = project / "src" / PKG
     for module in ("data.py", "model.py", "loss.py"):
-        shutil.copy(METHOD / module, package / module)
+        shutil.copy(method / module, package / module)
     configs = package / "configs"
-    for group in ("data", "model", "loss", "experiment", "trainer", "ablation"):
+    for group in ("data", "model", "loss", "experiment", "trainer", "ablation", "players"):
         for old in (configs / group).glob("*.yaml"):
             if old.name != "none.yaml":  # the ablation sweep's full-model row stays
                 old.unlink()
-        for new in (METHOD / "configs" / group).glob("*.yaml"):
+        for new in (method / "configs" / group).glob("*.yaml"):
+            (configs / group).mkdir(exist_ok=True)
             shutil.copy(new, configs / group / new.name)
     train_yaml = configs / "train.yaml"
     text = train_yaml.read_text()
-    for group, name in (("data", "noised_digits"), ("model", "denoiser"), ("loss", "l_simple")):
-        text, found = re.subn(rf"^  - {group}: \S+", f"  - {group}: {name}", text, flags=re.M)
+    for group in ("data", "model", "loss"):
+        text, found = re.subn(rf"^  - {group}: \S+", f"  - {group}: {names[group]}", text, flags=re.M)
         assert found == 1, f"train.yaml has no '- {group}: ...' default"
+    if "players" in names:  # a user declaring players adds the group after trainer
+        text = text.replace("  - trainer: default\n", f"  - trainer: default\n  - players: {names['players']}\n")
     train_yaml.write_text(text)
     for pattern in EXAMPLE_TESTS:
         for test in (project / "tests").glob(pattern):
             test.unlink()
     # The method's own list of built-ins its model and loss must not use, and its
     # own reference numbers (the example's name the example's ablations).
-    shutil.copy(METHOD / "write_yourself.txt", project / "tests" / "write_yourself.txt")
-    shutil.copy(METHOD / "reference_numbers.yaml", project / "reference_numbers.yaml")
+    shutil.copy(method / "write_yourself.txt", project / "tests" / "write_yourself.txt")
+    shutil.copy(method / "reference_numbers.yaml", project / "reference_numbers.yaml")
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -85,3 +95,62 @@ def test_the_generic_suite_passes_on_a_two_input_method(cookies):
     for lint in (["check", "."], ["format", "--check", "."]):
         linted = run([sys.executable, "-m", "ruff", *lint, "--no-cache"], cwd=project)
         assert linted.returncode == 0, linted.stdout[-3000:]
+
+
+# Bugs a two-player method can have that a generic test must catch, each planted by
+# replacing one line of the method's loss.py or model.py: (file, line, replacement,
+# the generic test that must fail).
+TWO_PLAYER_BUGS = {
+    # The critic's value computed from a detached hidden layer: its first layer never learns.
+    "detached critic layer": (
+        "model.py",
+        '        return {"logits": self.actor(x), "value": self.critic(x).squeeze(-1)}',
+        '        return {"logits": self.actor(x), "value": self.critic[2](self.critic[1](self.critic[0](x).detach())).squeeze(-1)}',
+        "tests/test_gradients.py::test_every_parameter_gets_a_finite_nonzero_gradient",
+    ),
+    # The actor's loss also shrinks the critic's weights in place (a stray weight
+    # clipping or decay written into the wrong player's loss): the loop refuses it.
+    "actor writes the critic's weights": (
+        "loss.py",
+        "    outputs = model(batch[\"inputs\"])",
+        "    model.critic[2].weight.data.mul_(0.999)\n    outputs = model(batch[\"inputs\"])",
+        "tests/test_end_to_end.py::test_training_writes_metrics_and_checkpoint",
+    ),
+    # The actor's loss with its sign flipped: it learns to avoid the label.
+    "actor maximises its loss": (
+        "loss.py",
+        "    return (-(reward - baseline) * chosen - cfg.entropy_weight * entropy).mean()",
+        "    return ((reward - baseline) * chosen - cfg.entropy_weight * entropy).mean()",
+        "tests/test_overfit.py::test_model_memorises_a_few_examples",
+    ),
+}
+
+
+def test_the_generic_checks_guard_a_two_player_method(cookies):
+    """An actor and a critic, each with its own optimiser and loss (loss.PLAYERS),
+    learning from sampled rewards: the generic default suite, the slow loop, resume
+    and data-parallel tests and the gauntlet pass on it with no skip list (one
+    check it declares not applicable, in loss.NOT_APPLICABLE, with its reason), and
+    each planted two-player bug turns a generic test red."""
+    project = bake_ok(cookies, paper_type="vision")
+    swap_in(project, ACTOR_CRITIC, ACTOR_CRITIC_NAMES)
+    pytest_command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
+    docs = "tests/test_checkpoints.py::test_every_test_the_docs_name_exists"
+    result = run([*pytest_command, "--deselect", docs], cwd=project)
+    passed(result)
+    skipped = re.findall(r"SKIPPED \[\d+\] (\S+): (.*)", result.stdout)
+    # The only skips: the declared check, and the integer-inputs test (no such inputs).
+    assert {reason.split(":")[0] for _, reason in skipped} <= {"n/a", "no integer inputs"}, skipped
+    slow = ["-m", "slow", "tests/test_loop.py", "tests/test_resume.py", "tests/test_gauntlet.py",
+            "tests/test_speed_and_scale.py::test_two_process_data_parallel_run_matches_one_process"]  # fmt: skip
+    passed(run([*pytest_command, *slow], cwd=project))
+    for bug, (module, line, planted, catches) in TWO_PLAYER_BUGS.items():
+        path = project / "src" / PKG / module
+        original = path.read_text()
+        assert original.count(line) == 1, f"{bug}: the line to replace is not in {module}"
+        path.write_text(original.replace(line, planted))
+        try:
+            caught = run([*pytest_command, "-m", "slow or not slow", catches], cwd=project)
+        finally:
+            path.write_text(original)
+        assert caught.returncode == 1 and "failed" in caught.stdout, f"{bug}: {catches} passed"

@@ -59,9 +59,17 @@ def run_dir(tmp_path_factory, run_train_command):
     return run_dir
 
 
+# The training loss logged first: train/loss, or with loss.PLAYERS the first player's.
+LOSS_KEY = (
+    "train/loss"
+    if train_module.PLAYERS is None
+    else f"train/{next(iter(train_module.PLAYERS))}/loss"
+)
+
+
 def test_training_writes_metrics_and_checkpoint(run_dir):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if "train/loss" in r] == [5, 10, 15, 20]
+    assert [r["step"] for r in records if LOSS_KEY in r] == [5, 10, 15, 20]
     headline = f"val/{HEADLINE_METRIC}"
     assert [r["step"] for r in records if headline in r] == [0, 10, 20]
     final = json.loads((run_dir / "metrics.json").read_text())
@@ -96,7 +104,7 @@ def test_tensorboard_gets_the_same_scalars_when_installed(run_dir):
 
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
-    assert [s.step for s in events.Scalars("train/loss")] == [5, 10, 15, 20]
+    assert [s.step for s in events.Scalars(LOSS_KEY)] == [5, 10, 15, 20]
     assert [s.step for s in events.Scalars(f"val/{HEADLINE_METRIC}")] == [0, 10, 20]
 
 

@@ -104,6 +104,14 @@ class WrongBackward(torch.autograd.Function):
 
 def test_gradcheck_catches_a_wrong_backward(model, batch, cfg, monkeypatch, skip_if_not_applicable):
     skip_if_not_applicable("gradcheck")
-    real = diagnostics.loss_fn
-    monkeypatch.setattr(diagnostics, "loss_fn", lambda *args: WrongBackward.apply(real(*args)))
-    assert not loss_gradcheck(model, batch, cfg.loss)
+    real = diagnostics.players_of
+    for wrong in range(len(real(model))):  # each player's loss in turn
+
+        def one_wrong(model, wrong=wrong):
+            players = real(model)
+            loss = players[wrong].loss
+            wrapped = players[wrong]._replace(loss=lambda *args: WrongBackward.apply(loss(*args)))
+            return [*players[:wrong], wrapped, *players[wrong + 1 :]]
+
+        monkeypatch.setattr(diagnostics, "players_of", one_wrong)
+        assert not loss_gradcheck(model, batch, cfg.loss), real(model)[wrong].name

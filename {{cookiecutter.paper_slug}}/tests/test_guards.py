@@ -84,12 +84,15 @@ def test_a_non_finite_gradient_names_the_parameter(
 
 
 def test_the_command_line_reports_divergence_in_one_line(tmp_path, run_train_command):
-    # An absurd LR and no clipping: the weights overflow within a few steps.
+    # An absurd LR and no clipping: the weights overflow within a few steps (every
+    # player's: a player may set its own LR or clipping).
+    absurd = ["optim.lr=1e30", "schedule.warmup_steps=0", "optim.grad_clip=1e30"]
+    for player in train_module.PLAYERS or ():
+        absurd += [f"++players.{player}.optim.lr=1e30", f"++players.{player}.optim.grad_clip=1e30"]
     with pytest.raises(SystemExit) as stopped:
         run_train_command(
-            "experiment=tiny", "optim.lr=1e30", "schedule.warmup_steps=0", "optim.grad_clip=1e30",
-            "trainer.max_steps=50", "trainer.eval_every=1000", "trainer.tensorboard=false",
-            f"hydra.run.dir={tmp_path}",
+            "experiment=tiny", *absurd, "trainer.max_steps=50", "trainer.eval_every=1000",
+            "trainer.tensorboard=false", f"hydra.run.dir={tmp_path}",
         )  # fmt: skip
     # SystemExit with a message: Python prints it as the last line and exits with 1.
     message = str(stopped.value.code)
@@ -140,7 +143,9 @@ def test_a_config_the_code_cannot_run_fails_in_one_line(tmp_path, run_train_comm
             "experiment=tiny", f"hydra.run.dir={tmp_path}", "optim=sgd", "optim.betas=[0.9,0.99]"
         )
     message = str(stopped.value.code)
-    assert message.startswith("error: optim.betas=") and "\n" not in message, message
+    # (players.<name>.optim.betas= when a player takes its optimiser from the group)
+    assert message.startswith("error: ") and "optim.betas=" in message, message
+    assert "\n" not in message, message
 
 
 @pytest.mark.parametrize(

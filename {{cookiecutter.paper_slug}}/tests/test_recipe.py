@@ -181,9 +181,11 @@ def test_the_weight_average_is_what_validation_and_eval_see(quick_cfg, tmp_path,
     trajectory, initial, evaluated = [], [], []
     real_step, real_build = train_module.train_step, train_module.build_model
 
-    def recording_step(run, *args, **kwargs):
-        result = real_step(run, *args, **kwargs)
-        trajectory.append({n: p.detach().clone() for n, p in run.model.named_parameters()})
+    def recording_step(run, player, *args, **kwargs):
+        result = real_step(run, player, *args, **kwargs)
+        weights = {n: p.detach().clone() for n, p in run.model.named_parameters()}
+        # A player's update averages its own parameters (every one, for one player).
+        trajectory.append((run.step, player.param_names if player.name else weights, weights))
         return result
 
     def recording_build(*args):
@@ -209,9 +211,13 @@ def test_the_weight_average_is_what_validation_and_eval_see(quick_cfg, tmp_path,
 
     # The average after 0, 3 and 6 updates, written out.
     expected, average = [initial[0]], dict(initial[0])
-    for update, weights in enumerate(trajectory, start=1):
-        average = {n: decay * average[n] + (1 - decay) * weights[n] for n in average}
-        if update % 3 == 0:
+    for i, (step, names, weights) in enumerate(trajectory):
+        average = {
+            n: decay * average[n] + (1 - decay) * weights[n] if n in names else average[n]
+            for n in average
+        }
+        last_of_step = i + 1 == len(trajectory) or trajectory[i + 1][0] != step
+        if step % 3 == 0 and last_of_step:
             expected.append(average)
     eval_module.evaluate_checkpoint(tmp_path / "checkpoints" / "last.pt", split="val")
     expected.append(average)  # eval.py, on the final checkpoint
@@ -219,7 +225,8 @@ def test_the_weight_average_is_what_validation_and_eval_see(quick_cfg, tmp_path,
     assert len(evaluated) == len(expected) == 4
     for when, (seen, want) in enumerate(zip(evaluated, expected, strict=True)):
         off = largest_difference(seen, want)
-        trained = trajectory[min(3 * when, steps) - 1] if when else initial[0]
+        at = min(3 * when, steps)
+        trained = [w for step, _, w in trajectory if step == at][-1] if when else initial[0]
         assert off <= 1e-6, f"evaluation {when} saw weights {off:.3g} from the average"
         if when:  # the average is not the trained weights, so the check above can fail
             assert largest_difference(trained, want) > 1e-5
@@ -249,7 +256,7 @@ class CountingBatches:
 
 @pytest.mark.slow  # trains and waits for a stall
 def test_the_iterator_s_scalars_are_logged_and_a_stall_is_warned_about(
-    quick_cfg, tmp_path, monkeypatch, caplog
+    quick_cfg, tmp_path, monkeypatch, caplog, loss_calls
 ):
     real = train_module.train_batches
     monkeypatch.setattr(
@@ -262,6 +269,8 @@ def test_the_iterator_s_scalars_are_logged_and_a_stall_is_warned_about(
         train_module.train(cfg, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     logged = {r["step"]: r["data/batches"] for r in records if "data/batches" in r}
-    assert logged == {2: 2, 4: 4}, "the iterator's scalars are not in metrics.jsonl"
+    # A batch per player step (one per training step, for one player).
+    per_step = len(loss_calls(cfg)) // cfg.trainer.grad_accum_steps
+    assert logged == {2: 2 * per_step, 4: 4 * per_step}, "the iterator's scalars are not logged"
     stalls = [r.getMessage() for r in caplog.records if "no training batch" in r.getMessage()]
     assert len(stalls) == 1 and "CountingBatches" in stalls[0], stalls

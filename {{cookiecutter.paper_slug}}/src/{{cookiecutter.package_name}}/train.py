@@ -221,7 +221,13 @@ def player_loss(run: Run, player: Player, batch: dict) -> torch.Tensor:
     """The loss ``player`` minimises on ``batch``."""
     if player.name is None:
         return loss_fn(run.step_model(batch["inputs"]), batch, run.loss_cfg)
-    return PLAYERS[player.name](run.step_model, batch, run.loss_cfg)
+    try:
+        return PLAYERS[player.name](run.step_model, batch, run.loss_cfg)
+    except (RuntimeError, FloatingPointError):
+        # Another player's step may have left non-finite weights that this loss
+        # trips over first (sampling from a policy of NaNs): that is divergence.
+        refuse_non_finite_weights(run.model, run.step)
+        raise
 
 
 def train_step(run: Run, player: Player, batch: dict, lr: float, check: bool = True):

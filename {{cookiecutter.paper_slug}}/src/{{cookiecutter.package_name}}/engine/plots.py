@@ -13,6 +13,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from .run_log import first_train_loss, is_train_loss
+
 # Fixed margins (fractions of the figure) instead of tight_layout, which measures
 # every label first and costs about as much again as drawing the figure.
 TWO_PANELS = dict(left=0.1, right=0.98, bottom=0.14, top=0.91, wspace=0.3)
@@ -20,17 +22,22 @@ ONE_PANEL = dict(left=0.17, right=0.97, bottom=0.14, top=0.95)
 
 
 def plot_training(records: list[dict], headline: str, run_dir: Path) -> Path:
-    """training_curves.png: train loss (log scale) and the validation headline metric."""
-    train = [(r["step"], r["train/loss"]) for r in records if "train/loss" in r]
+    """training_curves.png: train loss (log scale when positive; one curve per player
+    for a paper with players) and the validation headline metric."""
+    keys = [k for k in dict.fromkeys(k for r in records for k in r) if is_train_loss(k)]
     val = [(r["step"], r[f"val/{headline}"]) for r in records if f"val/{headline}" in r]
     fig = Figure(figsize=(10, 3.8))
     left, right = fig.subplots(1, 2, gridspec_kw=TWO_PANELS)
-    if train:
-        steps, losses = zip(*train, strict=True)
-        left.plot(steps, losses, color="tab:blue")
-        # A log axis shows the late, small improvements; it cannot show <= 0.
-        if all(loss > 0 for loss in losses if math.isfinite(loss)):
-            left.set_yscale("log")
+    positive = bool(keys)
+    for key in keys:
+        steps, losses = zip(*[(r["step"], r[key]) for r in records if key in r], strict=True)
+        left.plot(steps, losses, label=key.removeprefix("train/"))
+        positive &= all(loss > 0 for loss in losses if math.isfinite(loss))
+    # A log axis shows the late, small improvements; it cannot show <= 0.
+    if positive:
+        left.set_yscale("log")
+    if len(keys) > 1:
+        left.legend(fontsize="small")
     left.set(xlabel="step", ylabel="train loss", title="training loss")
     if val:
         steps, values = zip(*val, strict=True)
@@ -79,9 +86,11 @@ def plot_seeds(curves: dict[str, list[list[dict]]], headline: str, path: Path) -
     left, right = fig.subplots(1, 2, gridspec_kw=TWO_PANELS)
     colours = [f"C{i}" for i in range(10)]
     positive = True
+    # With players, the loss of the player that steps first.
+    loss_key = first_train_loss([r for seeds in curves.values() for rs in seeds for r in rs])
     for i, (label, seeds) in enumerate(curves.items()):
         colour = colours[i % len(colours)]
-        for axis, key in ((left, "train/loss"), (right, f"val/{headline}")):
+        for axis, key in ((left, loss_key), (right, f"val/{headline}")):
             series = [{r["step"]: r[key] for r in records if key in r} for records in seeds]
             series = [s for s in series if s]
             for s in series:
@@ -96,7 +105,7 @@ def plot_seeds(curves: dict[str, list[list[dict]]], headline: str, path: Path) -
                     linewidth=2.2,
                     label=f"{label} (mean of {len(series)})",
                 )
-            if key == "train/loss":
+            if key == loss_key:
                 positive &= all(v > 0 for s in series for v in s.values() if math.isfinite(v))
     if positive:
         left.set_yscale("log")

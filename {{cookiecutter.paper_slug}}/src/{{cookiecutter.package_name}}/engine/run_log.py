@@ -130,3 +130,14 @@ def reported_checkpoint(run_dir: str | Path) -> Path:
         json.loads(final.read_text()).get("test_checkpoint", "last") if final.is_file() else "last"
     )
     return run_dir / "checkpoints" / f"{choice}.pt"
+
+
+def is_train_loss(key: str) -> bool:
+    """train/loss, or a player's train/<player>/loss (engine/players.py)."""
+    return key == "train/loss" or (key.startswith("train/") and key.endswith("/loss"))
+
+
+def first_train_loss(records: list[dict]) -> str:
+    """The key of the training loss a summary shows: train/loss, or with players
+    the loss of the player that steps first."""
+    return next((k for r in records for k in r if is_train_loss(k)), "train/loss")

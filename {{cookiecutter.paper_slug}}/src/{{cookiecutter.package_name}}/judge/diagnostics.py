@@ -304,11 +304,9 @@ def players_gradcheck(model, batch, loss_cfg, directions: int = 3, eps: float = 
             )
             with torch.no_grad():
                 torch._foreach_add_(params, u, alpha=eps)
-            plus = float(loss_at())
-            with torch.no_grad():
+                plus = float(loss_at())
                 torch._foreach_add_(params, u, alpha=-2 * eps)
-            minus = float(loss_at())
-            with torch.no_grad():
+                minus = float(loss_at())
                 torch._foreach_add_(params, u, alpha=eps)
             by_differences = (plus - minus) / (2 * eps)
             if abs(by_differences - by_autograd) > 1e-5 + 1e-3 * abs(by_differences):

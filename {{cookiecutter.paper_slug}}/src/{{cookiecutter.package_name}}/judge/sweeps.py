@@ -38,7 +38,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from ..engine.run_log import read_jsonl, reported_checkpoint
+from ..engine.run_log import first_train_loss, read_jsonl, reported_checkpoint
 from ..engine.stats import METHOD, mean_interval
 from ..loss import HEADLINE_METRIC, HEADLINE_MODE
 from .runs import find_jobs, job_overrides, run_metrics, varying_keys
@@ -102,10 +102,11 @@ def job_row(
     values = job_overrides(job_dir)
     row = {key: _number(values.get(key, "none" if key == "ablation" else "")) for key in swept}
     records = read_jsonl(job_dir / "metrics.jsonl")
-    losses = [r["train/loss"] for r in records if "train/loss" in r]
+    loss_key = first_train_loss(records)  # with players, the first player's
+    losses = [r[loss_key] for r in records if loss_key in r]
     done = (job_dir / "metrics.json").is_file()
     final = run_metrics(job_dir) if done else {}
-    row["train_loss"] = final.get("train/loss", math.nan)
+    row["train_loss"] = final.get(loss_key, math.nan)
     row[HEADLINE] = final.get(HEADLINE, math.nan)
     # The validation evaluations after initialisation (step 0 is the untrained model).
     evaluations = [r[HEADLINE] for r in records if HEADLINE in r and r["step"] > 0]
