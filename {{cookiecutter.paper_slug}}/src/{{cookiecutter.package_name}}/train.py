@@ -68,10 +68,10 @@ from .engine.players import (
     Player,
     average_gradients,
     broadcast_buffers,
+    fingerprint,
     parameters_by_player,
     refuse_changed_others,
     settings,
-    versions,
 )
 from .engine.run_log import (
     MetricsLog,
@@ -235,7 +235,7 @@ def train_step(run: Run, player: Player, batch: dict, lr: float, check: bool = T
     (over trainer.grad_accum_steps micro-batches), clip the gradient (after checking
     that it is finite), set the LR, step, update the weight average. Returns the
     loss (detached) and the gradient norm before clipping (what the log shows)."""
-    before = versions(player.others) if check else None
+    before = fingerprint(player.others) if check else None
     player.optimizer.zero_grad(set_to_none=True)
     parts = micro_batches(batch, run.tc.grad_accum_steps)
     if len(parts) == 1:
@@ -263,7 +263,7 @@ def train_step(run: Run, player: Player, batch: dict, lr: float, check: bool = T
         torch.nn.utils.clip_grads_with_norm_(params, player.oc.grad_clip, grad_norm)
     set_lr(player.optimizer, lr)
     player.optimizer.step()
-    if before:  # another player's weights must be as they were
+    if before is not None:  # another player's weights must be as they were
         refuse_changed_others(player, before, run.step)
     if run.ema is not None:
         run.ema.update(run.model, None if player.name is None else player.param_names)

@@ -126,21 +126,25 @@ def average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None
         offset += grad.numel()
 
 
-def versions(pairs: list[tuple[str, torch.nn.Parameter]]) -> list[int]:
-    """Each tensor's in-place write counter (torch bumps it on every in-place op):
-    reading them costs ~0.1 us a tensor, where comparing weights would copy them."""
-    return [param._version for _, param in pairs]
+def fingerprint(pairs: list[tuple[str, torch.nn.Parameter]]) -> torch.Tensor | None:
+    """One number per tensor (its norm: one fused op for all of them), enough to
+    tell that a step wrote to it: an in-place op, a ``.data`` edit, a load."""
+    if not pairs:
+        return None
+    return torch.stack(torch._foreach_norm([param.detach() for _, param in pairs]))
 
 
-def refuse_changed_others(player: Player, before: list[int], step: int) -> None:
+def refuse_changed_others(player: Player, before: torch.Tensor, step: int) -> None:
     """One line when ``player``'s step wrote to another player's weights (a loss
     that clips or edits them in place, an optimiser built over the whole model)."""
-    for (name, param), version in zip(player.others, before, strict=True):
-        if param._version != version:
-            raise ConfigError(
-                f"step {step}: {player.name}'s step changed {name}, another player's weight: "
-                f"a player's loss and optimiser may change only model.{player.name}"
-            )
+    after = fingerprint(player.others)
+    if torch.equal(before, after):
+        return
+    changed = (before != after).nonzero()[0].item()
+    raise ConfigError(
+        f"step {step}: {player.name}'s step changed {player.others[changed][0]}, another "
+        f"player's weight: a player's loss and optimiser may change only model.{player.name}"
+    )
 
 
 def broadcast_buffers(model: torch.nn.Module) -> None:
