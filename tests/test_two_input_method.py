@@ -56,7 +56,8 @@ def swap_in(project: Path, method: Path = METHOD, names=TWO_INPUT) -> None:
         text, found = re.subn(rf"^  - {group}: \S+", f"  - {group}: {names[group]}", text, flags=re.M)
         assert found == 1, f"train.yaml has no '- {group}: ...' default"
     if "players" in names:  # a user declaring players adds the group after trainer
-        text = text.replace("  - trainer: default\n", f"  - trainer: default\n  - players: {names['players']}\n")
+        players = f"  - trainer: default\n  - players: {names['players']}\n"
+        text = text.replace("  - trainer: default\n", players)
     train_yaml.write_text(text)
     for pattern in EXAMPLE_TESTS:
         for test in (project / "tests").glob(pattern):
@@ -112,8 +113,8 @@ TWO_PLAYER_BUGS = {
     # clipping or decay written into the wrong player's loss): the loop refuses it.
     "actor writes the critic's weights": (
         "loss.py",
-        "    log_pi = F.log_softmax(outputs[\"logits\"], dim=1)",
-        "    model.critic[2].weight.data.mul_(0.999)\n    log_pi = F.log_softmax(outputs[\"logits\"], dim=1)",
+        '    log_pi = F.log_softmax(outputs["logits"], dim=1)',
+        '    model.critic[2].weight.data.mul_(0.999)\n    log_pi = F.log_softmax(outputs["logits"], dim=1)',
         "tests/test_end_to_end.py::test_training_writes_metrics_and_checkpoint",
     ),
     # The actor's loss with its sign flipped: it learns to avoid the label.
@@ -141,8 +142,9 @@ def test_the_generic_checks_guard_a_two_player_method(cookies):
     skipped = re.findall(r"SKIPPED \[\d+\] (\S+): (.*)", result.stdout)
     # The only skips: the declared check, and the integer-inputs test (no such inputs).
     assert {reason.split(":")[0] for _, reason in skipped} <= {"n/a", "no integer inputs"}, skipped
+    data_parallel = "tests/test_speed_and_scale.py::test_two_process_data_parallel_run_matches_one_process"
     slow = ["-m", "slow", "tests/test_loop.py", "tests/test_resume.py", "tests/test_gauntlet.py",
-            "tests/test_speed_and_scale.py::test_two_process_data_parallel_run_matches_one_process"]  # fmt: skip
+            data_parallel]  # fmt: skip
     passed(run([*pytest_command, *slow], cwd=project))
     for bug, (module, line, planted, catches) in TWO_PLAYER_BUGS.items():
         path = project / "src" / PKG / module
