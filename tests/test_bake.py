@@ -38,6 +38,7 @@ SHARED_FILES = {
     f"src/{PKG}/engine/runtime.py",
     f"src/{PKG}/engine/ckpt.py",
     f"src/{PKG}/engine/guards.py",
+    f"src/{PKG}/engine/players.py",
     f"src/{PKG}/engine/run_log.py",
     f"src/{PKG}/engine/stats.py",
     f"src/{PKG}/engine/plots.py",

@@ -46,6 +46,7 @@ from pathlib import Path
 import torch
 
 import {{ cookiecutter.package_name }} as package
+import {{ cookiecutter.package_name }}.loss as paper_loss
 from {{ cookiecutter.package_name }}.configs.schema import (
     compose_config,
 )
@@ -70,9 +71,6 @@ from {{ cookiecutter.package_name }}.engine.runtime import (
     plain,
     seed_everything,
 )
-from {{ cookiecutter.package_name }}.loss import (
-    loss_fn,
-)
 from {{ cookiecutter.package_name }}.model import (
     build_model,
 )
@@ -86,7 +84,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def minimal_loop(cfg, steps: int) -> float:
     """The loop anyone would write by hand, with the same model, optimiser, LR
     schedule, clipping, gradient accumulation and batches as train.train. Returns
-    steps (updates) per second."""
+    steps (updates) per second. With loss.PLAYERS: ``minimal_players_loop``."""
+    if getattr(paper_loss, "PLAYERS", None) is not None:
+        return minimal_players_loop(cfg, steps)
     data, loss_cfg, optim = plain(cfg.data), plain(cfg.loss), plain(cfg.optim)
     torch.set_num_threads(cfg.trainer.num_threads)  # as train.train sets them
     generator = seed_everything(cfg.seed)
@@ -109,12 +109,52 @@ def minimal_loop(cfg, steps: int) -> float:
         batch = next(batches)
         optimizer.zero_grad(set_to_none=True)
         for part in micro_batches(batch, accumulate):
-            loss = loss_fn(model(part["inputs"]), part, loss_cfg)
+            loss = paper_loss.loss_fn(model(part["inputs"]), part, loss_cfg)
             (loss / accumulate if accumulate > 1 else loss).backward()
         if optim.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
         set_lr(optimizer, optim.lr * schedule(step))
         optimizer.step()
+    _sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def minimal_players_loop(cfg, steps: int) -> float:
+    """The same, written by hand for a paper with players (a GAN's Algorithm 1):
+    per player its parameters (the submodule of its name), its own optimiser over
+    them, and its steps per iteration, each on the next batch. Returns training
+    steps (iterations) per second."""
+    data, loss_cfg = plain(cfg.data), plain(cfg.loss)
+    torch.set_num_threads(cfg.trainer.num_threads)
+    generator = seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    split = map_tensors(lambda tensor: tensor.to(device), build_splits(data)["train"])
+    model = build_model(cfg.model, spec(data)).to(device)
+    players = []
+    for name, loss in paper_loss.PLAYERS.items():
+        own = cfg.players.get(name)
+        optim, sched = plain(cfg.optim), plain(cfg.schedule)
+        for group, mine in ((optim, own and own.optim), (sched, own and own.schedule)):
+            for key, value in plain(mine).__dict__.items() if mine else ():
+                if value is not None:  # the player's own key in place of the group's
+                    setattr(group, key, value)
+        player_steps = own.steps if own else 1
+        params = list(getattr(model, name).parameters())
+        optimizer = build_optimizer(params, optim, device.type)
+        schedule = build_schedule(sched, steps * player_steps)
+        players.append((loss, params, optimizer, optim, schedule, player_steps))
+    batches = train_batches(data, split, cfg.trainer.batch_size, generator, model)
+    start = time.perf_counter()
+    for step in range(steps):
+        for loss_of, params, optimizer, optim, schedule, player_steps in players:
+            for k in range(player_steps):
+                batch = next(batches)
+                optimizer.zero_grad(set_to_none=True)
+                loss_of(model, batch, loss_cfg).backward()
+                if optim.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
+                set_lr(optimizer, optim.lr * schedule(step * player_steps + k))
+                optimizer.step()
     _sync(device)
     return steps / (time.perf_counter() - start)
 

@@ -35,6 +35,7 @@ from ..data import train_batches
 from ..engine.batches import map_tensors, named_tensors
 from ..engine.runtime import plain, rng_states, set_rng_states
 from ..loss import HEADLINE_METRIC, HEADLINE_MODE
+from .player_steps import optimisers, step_players
 
 
 @dataclass
@@ -438,7 +439,6 @@ def short_run(cfg, model, split, val, steps: int) -> float:
     project's optimiser and loss (constant LR, gradients clipped as configured) and
     return the validation headline metric."""
     from ..eval import evaluate  # imports Hydra; only here
-    from .diagnostics import optimisers, step_players  # diagnostics imports this module
 
     players = optimisers(model, cfg)
     _, batches = training_stream(cfg, split, model)

@@ -15,24 +15,27 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from .. import loss as paper_loss
 from ..engine.batches import map_tensors
-from ..engine.optim import build_optimizer
-from ..engine.players import parameters_by_player, settings
-from ..engine.runtime import plain
-from . import data_checks
+from . import data_checks, player_steps
+from .player_steps import optimisers, step_players
 
-# One loss for the whole model, or the players loss.py declares (engine/players.py).
+# One loss for the whole model, or the players loss.py declares (judge/player_steps.py).
 # Looked up at call time (through these names), so a test can swap them.
 loss_fn = getattr(paper_loss, "loss_fn", None)
 memorised = getattr(paper_loss, "memorised", None)
+
+
+def players_of(model: nn.Module) -> list:
+    """The players every check below goes through (judge/player_steps.py), so each
+    parameter is checked in its own player's step; a test swaps this to plant a bug
+    in every player's loss at once."""
+    return player_steps.players_of(model, loss_fn)
+
 
 # The generic checks a method may declare not applicable (loss.NOT_APPLICABLE),
 # and where each runs.
@@ -63,72 +66,6 @@ def not_applicable(check: str) -> str | None:
     return declared.get(check)
 
 
-class PlayerLoss(NamedTuple):
-    """One player as the checks see it: its name (None: the single player), its
-    (name, parameter) pairs and its loss ``loss(model, batch, loss_cfg)``."""
-
-    name: str | None
-    named: list[tuple[str, nn.Parameter]]
-    loss: Callable
-
-
-def players_of(model: nn.Module) -> list[PlayerLoss]:
-    """The players the loop trains, in order: the whole model with loss_fn on its
-    outputs, unless loss.py declares PLAYERS. Every check below goes through this,
-    so each parameter is checked in its own player's step."""
-    declared_players = getattr(paper_loss, "PLAYERS", None)
-    if declared_players is None:
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        return [PlayerLoss(None, named, single_loss)]
-    owned = parameters_by_player(model, list(declared_players))
-    return [PlayerLoss(name, owned[name], fn) for name, fn in declared_players.items()]
-
-
-def single_loss(model, batch, loss_cfg) -> torch.Tensor:
-    return loss_fn(model(batch["inputs"]), batch, loss_cfg)
-
-
-class Trainable(NamedTuple):
-    player: PlayerLoss
-    optimizer: object  # as train.py builds it: the optim group with the player's keys
-    steps: int  # per iteration
-    grad_clip: float | None
-
-
-def optimisers(model: nn.Module, cfg) -> list[Trainable]:
-    """Per player: itself, its optimiser, steps per iteration and clipping norm."""
-    own = OmegaConf.to_container(cfg.players, resolve=True, enum_to_str=True)
-    found = []
-    for player in players_of(model):
-        mine = own.get(player.name, {}) if player.name else {}
-        optim, _ = settings(plain(cfg.optim), plain(cfg.schedule), mine)
-        params = [p for _, p in player.named]
-        found.append(
-            Trainable(player, build_optimizer(params, optim), mine.get("steps", 1), optim.grad_clip)
-        )
-    return found
-
-
-def step_players(model, players, batch, loss_cfg, lr: float | None = None, clip=False) -> float:
-    """One training iteration on ``batch``: each player's steps, as the loop takes
-    them (at ``lr`` when given; with ``clip``, gradients clipped as configured);
-    returns the summed losses."""
-    total = 0.0
-    for player, optimizer, steps, grad_clip in players:
-        for _ in range(steps):
-            if lr is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            loss = player.loss(model, batch, loss_cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip and grad_clip is not None:  # null: no clipping, as in the loop
-                torch.nn.utils.clip_grad_norm_([p for _, p in player.named], grad_clip)
-            optimizer.step()
-            total += loss.item()
-    return total
-
-
 def losses_at_init(model, batch, data_spec, loss_cfg) -> tuple[dict, dict]:
     """Measured and expected loss of the untrained model, per player ({None: ...}
     for one): loss.expected_loss_at_init returns a number, or with PLAYERS a
@@ -151,7 +88,7 @@ GRAD_SPREAD_LIMIT = 1e6  # largest / smallest non-zero per-parameter gradient no
 def fit_fixed_batch(model, batch, cfg, max_steps: int, check_every: int = 10, zero_inputs=False):
     """Train on one fixed batch with the project's optimiser at a constant LR.
     Returns (steps until ``loss.memorised`` holds or None, loss per step)."""
-    players = optimisers(model, cfg)
+    players = optimisers(model, cfg, players_of)
     # Zeroed as the input baseline zeroes them (data_checks.zeroed: conditions kept).
     inputs = data_checks.zeroed(batch["inputs"]) if zero_inputs else batch["inputs"]
     seen = {**batch, "inputs": inputs}
@@ -255,8 +192,10 @@ def loss_gradcheck(model, batch, loss_cfg, directions: int = 3, eps: float = 1e-
     # in float64; integer ones (labels, time steps) stay as they are.
     targets = map_tensors(lambda t: t.double() if t.is_floating_point() else t, small)
 
-    def loss_at(tensors):
-        return loss_fn(like_outputs(outputs, tensors), targets, loss_cfg)
+    (player,) = players_of(model)  # loss_fn on the outputs
+
+    def loss_at(tensors):  # the loss of the outputs ``tensors`` in place of the model's
+        return player.loss(lambda inputs: like_outputs(outputs, tensors), targets, loss_cfg)
 
     # An output the loss does not use has no gradient (None): zero along every u.
     grads = torch.autograd.grad(loss_at(x), x, allow_unused=True)
@@ -409,7 +348,7 @@ def init_problems(stats: dict) -> list[tuple[str, str]]:
 def lr_range(model, batches, cfg, start=1e-6, end=1.0, steps=100) -> tuple[list, list]:
     """Loss (smoothed) while the LR grows exponentially from ``start`` to ``end``,
     one step per batch, no warm-up or decay; stops once the loss has blown up."""
-    players = optimisers(model, cfg)
+    players = optimisers(model, cfg, players_of)
     lrs, losses, smooth = [], [], None
     for i in range(steps):
         lr = start * (end / start) ** (i / (steps - 1))
