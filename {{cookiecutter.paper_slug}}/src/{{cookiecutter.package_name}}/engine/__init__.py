@@ -8,6 +8,8 @@ no module in engine/ imports data.py, model.py or loss.py.
     ckpt.py      checkpoint files: atomic writes, weights_only loads
     guards.py    the loop's refusals: NaN/inf, a recipe it cannot run, a changed
                  config on resume
+    players.py   a paper's players (loss.PLAYERS): whose parameters, their settings,
+                 their gradients averaged over processes, no step on another's weights
     run_log.py   metrics.jsonl (and TensorBoard), the stall warning
     stats.py     mean, std and Student-t intervals over seeds
     plots.py     training curves, sweep and gauntlet plots

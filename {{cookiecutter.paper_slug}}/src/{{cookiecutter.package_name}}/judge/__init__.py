@@ -8,7 +8,8 @@
     python -m {{ cookiecutter.package_name }}.judge.report       REPORT.md, README results, released weights
 
 They read the project only through its contract (data.py, model.py, loss.py, the
-configs) and what runs leave on disk (runs.py), so they judge a user's own method
+configs; player_steps.py: its one loss or its players) and what runs leave on disk
+(runs.py), so they judge a user's own method
 as they judge the bundled example. When to change them: rarely; a check that
 cannot apply to a method says n/a and why, rather than needing an edit here.
 """
