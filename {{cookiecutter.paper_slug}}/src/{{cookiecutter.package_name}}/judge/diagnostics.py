@@ -89,17 +89,26 @@ def fit_fixed_batch(model, batch, cfg, max_steps: int, check_every: int = 10, ze
     """Train on one fixed batch with the project's optimiser at a constant LR.
     Returns (steps until ``loss.memorised`` holds or None, loss per step)."""
     players = optimisers(model, cfg, players_of)
-    # Zeroed as the input baseline zeroes them (data_checks.zeroed: conditions kept).
+    # Zeroed as the input baseline zeroes them (data_checks.zeroed: conditions kept):
+    # the model sees zeros, the loss still the batch's targets.
     inputs = data_checks.zeroed(batch["inputs"]) if zero_inputs else batch["inputs"]
-    seen = {**batch, "inputs": inputs}
+    blind = None
+    if zero_inputs:  # data_checks.zero_inputs' hook, removed after
+        blind = model.register_forward_pre_hook(
+            lambda module, args: (data_checks.zeroed(args[0]), *args[1:])
+        )
     losses = []
-    for step in range(max_steps + 1):
-        if step % check_every == 0:
-            model.eval()
-            if memorised(model, seen):
-                return step, losses
-        model.train()
-        losses.append(step_players(model, players, seen, cfg.loss))
+    try:
+        for step in range(max_steps + 1):
+            if step % check_every == 0:
+                model.eval()
+                if memorised(model, {**batch, "inputs": inputs}):
+                    return step, losses
+            model.train()
+            losses.append(step_players(model, players, batch, cfg.loss))
+    finally:
+        if blind is not None:
+            blind.remove()
     return None, losses
 
 
@@ -241,16 +250,24 @@ def players_gradcheck(model, batch, loss_cfg, directions: int = 3, eps: float = 
             by_autograd = sum(
                 float((g * d).sum()) for g, d in zip(grads, u, strict=True) if g is not None
             )
-            with torch.no_grad():
-                torch._foreach_add_(params, u, alpha=eps)
-                plus = float(loss_at())
-                torch._foreach_add_(params, u, alpha=-2 * eps)
-                minus = float(loss_at())
-                torch._foreach_add_(params, u, alpha=eps)
-            by_differences = (plus - minus) / (2 * eps)
-            if abs(by_differences - by_autograd) > 1e-5 + 1e-3 * abs(by_differences):
+            # A ReLU's kink between theta - h u and theta + h u spoils the difference
+            # at that step h; a wrong gradient misses at every step.
+            steps = (eps, eps / 100)
+            by_differences = (central_difference(loss_at, params, u, h) for h in steps)
+            if not any(abs(d - by_autograd) <= 1e-5 + 1e-3 * abs(d) for d in by_differences):
                 return False
     return True
+
+
+def central_difference(loss_at, params: list, u: list, h: float) -> float:
+    """(L(theta + h u) - L(theta - h u)) / (2 h), the parameters put back after."""
+    with torch.no_grad():
+        torch._foreach_add_(params, u, alpha=h)
+        plus = float(loss_at())
+        torch._foreach_add_(params, u, alpha=-2 * h)
+        minus = float(loss_at())
+        torch._foreach_add_(params, u, alpha=h)
+    return (plus - minus) / (2 * h)
 
 
 def init_statistics(model, batch, loss_cfg) -> dict:
