@@ -143,6 +143,7 @@ def minimal_players_loop(cfg, steps: int) -> float:
         optimizer = build_optimizer(params, optim, device.type)
         schedule = build_schedule(sched, steps * player_steps)
         players.append((loss, params, optimizer, optim, schedule, player_steps))
+    accumulate = cfg.trainer.grad_accum_steps
     batches = train_batches(data, split, cfg.trainer.batch_size, generator, model)
     start = time.perf_counter()
     for step in range(steps):
@@ -150,7 +151,9 @@ def minimal_players_loop(cfg, steps: int) -> float:
             for k in range(player_steps):
                 batch = next(batches)
                 optimizer.zero_grad(set_to_none=True)
-                loss_of(model, batch, loss_cfg).backward()
+                for part in micro_batches(batch, accumulate):
+                    loss = loss_of(model, part, loss_cfg)
+                    (loss / accumulate if accumulate > 1 else loss).backward()
                 if optim.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
                 set_lr(optimizer, optim.lr * schedule(step * player_steps + k))

@@ -114,8 +114,10 @@ def average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None
     player's loss runs other players' parts too (the critic scores the generator's
     samples), so DDP's wrapper, which reduces every parameter the forward touched,
     is not used for players."""
+    if world_size == 1:
+        return
     grads = [p.grad for p in params if p.grad is not None]
-    if world_size == 1 or not grads:
+    if not grads:
         return
     flat = torch.cat([g.flatten() for g in grads])
     torch.distributed.all_reduce(flat)
