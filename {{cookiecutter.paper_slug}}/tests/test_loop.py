@@ -153,11 +153,21 @@ def wired_config(quick_cfg, *recipe: str):
     # models' gradient norms are far above it: every step is clipped (asserted below).
     clip = 10 * EPS * math.sqrt(n_params)
     eps = [f"optim.eps={EPS}"] if base.optim.name.value in ADAPTIVE else []
+    # With players, the first one's own LR (players.<name>.optim.lr, one command-line
+    # override): the replay must see it in that player's updates and log only.
+    own_lr = [
+        f"++players.{name}.optim.lr={base.optim.lr / 2}" for name in list(paper_players())[:1]
+    ]
     return quick_cfg(
         *recipe, f"trainer.max_steps={STEPS}", "trainer.log_every=1",
         f"trainer.eval_every={STEPS}", "optim.weight_decay=0.5", f"optim.grad_clip={clip}",
-        *eps, *fitted_to_the_run(base),
+        *eps, *fitted_to_the_run(base), *own_lr,
     )  # fmt: skip
+
+
+def paper_players() -> dict:
+    """loss.PLAYERS, or none for a paper with one player."""
+    return getattr(paper_loss, "PLAYERS", None) or {}
 
 
 def record_run(cfg, run_dir) -> dict:
