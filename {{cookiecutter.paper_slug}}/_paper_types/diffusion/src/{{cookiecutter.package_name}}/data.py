@@ -88,12 +88,6 @@ def schedule(data_spec) -> dict[str, torch.Tensor]:
 
 {% include "_paper_types/_shared/read_digits.py" %}
 
-def load_images() -> torch.Tensor:
-    """All images as [N, 64] float32 in [-1, 1]: level v becomes v / 8 - 1."""
-    pixels = torch.tensor(read_digits()[0], dtype=torch.float32)
-    return pixels / (PIXEL_MAX / 2) - 1
-
-
 def forward_coefficients(t: torch.Tensor, alpha_bars, device) -> tuple[torch.Tensor, torch.Tensor]:
     """sqrt(abar_t) and sqrt(1 - abar_t) per row of t, [B, 1] float32 each on ``device``.
 
@@ -145,19 +139,7 @@ def with_noise(
     return {"inputs": {"x_t": noised(x0, t, noise, alpha_bars), "t": t}, "noise": noise, "x0": x0}
 
 
-def split_images(val_fraction: float, test_fraction: float, seed: int) -> dict[str, torch.Tensor]:
-    """Seeded disjoint splits of the clean images, {"train" | "val" | "test": [n, 64]}."""
-    images = load_images()
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    n_val = round(val_fraction * len(images))
-    n_test = round(test_fraction * len(images))
-    index = {
-        "test": order[:n_test],
-        "val": order[n_test : n_test + n_val],
-        "train": order[n_test + n_val :],
-    }
-    return {name: images[index[name]] for name in SPLITS}
-
+{% include "_paper_types/_shared/digit_images.py" %}
 
 def build_splits(cfg) -> dict[str, dict]:
     """The splits of ``split_images``, each example with a fixed t and eps."""

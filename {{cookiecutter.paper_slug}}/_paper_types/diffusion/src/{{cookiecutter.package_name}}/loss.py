@@ -210,57 +210,13 @@ def variational_bound(
 # --- Baselines and the Frechet distance ------------------------------------------
 
 
-def to_levels(x: torch.Tensor) -> torch.Tensor:
-    """Pixels in [-1, 1] back to their grey levels 0..16 (int64)."""
-    return ((x + 1) * 8).round().clamp(0, 16).long()
-
-
-def level_frequencies(train: torch.Tensor) -> torch.Tensor:
-    """Each pixel's distribution over the 17 levels in the training images,
-    add-one smoothed (no level has probability 0), [P, 17]."""
-    counts = torch.zeros(train.size(1), 17, dtype=torch.float64)
-    counts.scatter_add_(1, to_levels(train).T.cpu(), torch.ones(train.T.shape, dtype=torch.float64))
-    return (counts + 1) / (len(train) + 17)
-
+{% include "_paper_types/_shared/frechet.py" %}
 
 def independent_pixel_bpd(train: torch.Tensor, x: torch.Tensor) -> float:
     """The baseline: every pixel independent with its training level frequencies;
     mean -log2 p(x) over the images, per pixel."""
     log_p = level_frequencies(train).log().gather(1, to_levels(x).T.cpu())  # [P, N]
     return float(-log_p.sum(dim=0).mean() / (x.size(1) * math.log(2)))
-
-
-def independent_pixel_samples(train: torch.Tensor, n: int, generator) -> torch.Tensor:
-    """n images from the baseline: every pixel drawn from its own level frequencies."""
-    levels = torch.multinomial(level_frequencies(train), n, replacement=True, generator=generator)
-    return levels.T.float() / 8 - 1
-
-
-def principal_components(train: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training images' mean [P] and top-k principal directions [P, k] (float64)."""
-    x = train.double().cpu()
-    mean = x.mean(dim=0)
-    covariance = (x - mean).T @ (x - mean) / (len(x) - 1)
-    _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
-    return mean, vectors[:, -k:]
-
-
-def psd_sqrt(m: torch.Tensor) -> torch.Tensor:
-    """Square root of a symmetric positive semi-definite matrix by its
-    eigendecomposition (rounding's tiny negative eigenvalues set to 0)."""
-    values, vectors = torch.linalg.eigh(m)
-    return vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to feature sets a and b [N, k]:
-    |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a^1/2 C_b C_a^1/2)^1/2)."""
-    a, b = torch.atleast_2d(a.double().T).T, torch.atleast_2d(b.double().T).T  # [N] -> [N, 1]
-    mean_a, mean_b = a.mean(dim=0), b.mean(dim=0)
-    cov_a, cov_b = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))
-    root_a = psd_sqrt(cov_a)
-    cross = psd_sqrt(root_a @ cov_b @ root_a)
-    return float((mean_a - mean_b).pow(2).sum() + torch.trace(cov_a + cov_b - 2 * cross))
 
 
 @lru_cache(maxsize=4)
@@ -285,22 +241,13 @@ def split_metrics(model, split: dict, cfg) -> dict[str, float]:
     terms = variational_bound(model, data_spec, bound_x0, torch.Generator().manual_seed(0))
     n = cfg.loss.num_samples
     samples, _ = sample(model, data_spec, n, torch.Generator().manual_seed(1), x0.device)
-    baseline = independent_pixel_samples(train, n, torch.Generator().manual_seed(2))
-    mean, directions = principal_components(train, cfg.loss.pca_dim)
-
-    def features(images: torch.Tensor) -> torch.Tensor:
-        return (images.double().cpu() - mean) @ directions
-
-    reference = features(x0)
     return {
         "bpd": float(sum(terms.values()).mean() / to_bits),
         "bpd_prior": float(terms["prior"].mean() / to_bits),
         "bpd_diffusion": float(terms["diffusion"].mean() / to_bits),
         "bpd_decoder": float(terms["decoder"].mean() / to_bits),
         "baseline_bpd": independent_pixel_bpd(train, bound_x0),
-        "frechet": frechet_distance(features(samples), reference),
-        "frechet_floor": frechet_distance(features(train[:n]), reference),
-        "baseline_frechet": frechet_distance(features(baseline), reference),
+        **frechet_distances(samples, x0, train, cfg.loss.pca_dim, torch.Generator().manual_seed(2)),
     }
 
 
