@@ -79,6 +79,7 @@ SHARED_FILES = {
     "tests/test_model.py",
     "tests/test_loss.py",
     "tests/test_gradients.py",
+    "tests/test_generation.py",
     "tests/test_init.py",
     "tests/test_overfit.py",
     "tests/test_end_to_end.py",

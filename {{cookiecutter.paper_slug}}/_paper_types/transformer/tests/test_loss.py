@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.loss import (
     LossConfig,
     loss_fn,
     metrics_fn,
+    split_metrics,
     summarise,
 )
 
@@ -76,7 +77,34 @@ def test_summary_shows_prompts_targets_and_answers(model, splits, tmp_path):
     with torch.no_grad():
         assert summarise(model, splits, tmp_path) == {}
     lines = (tmp_path / "predictions.txt").read_text().splitlines()
-    assert lines[0] == "prompt | target | predicted" and len(lines) == 9
-    prompt, target, _ = (ast.literal_eval(part) for part in lines[1].split(" | "))
-    # The target shown is the answer half: the prompt's symbols, reversed.
-    assert target == prompt[::-1]
+    assert lines[0] == "source | target | generated" and len(lines) == 9
+    source, target, generated = (ast.literal_eval(part) for part in lines[1].split(" | "))
+    # The target shown is the answer half: the source's symbols, reversed; the model
+    # wrote as many tokens.
+    assert target == source[::-1] and len(generated) == len(target)
+
+
+class ReversalOracle(torch.nn.Module):
+    """Logits that put all weight on the right next token wherever the answer is
+    due: after the separator (position L), position j predicts source token 2L-1-j."""
+
+    def __init__(self, vocab_size: int, context_length: int):
+        super().__init__()
+        self.vocab_size, self.context_length = vocab_size, context_length
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        length = self.context_length // 2
+        logits = torch.zeros(*tokens.shape, self.vocab_size)
+        for j in range(length, tokens.size(1)):
+            logits[torch.arange(len(tokens)), j, tokens[:, 2 * length - 1 - j]] = 1.0
+        return logits
+
+
+def test_generated_accuracy_is_one_for_the_task_s_oracle_and_low_for_chance(
+    data_spec, splits, cfg, model
+):
+    oracle = ReversalOracle(data_spec["vocab_size"], data_spec["context_length"])
+    val = {name: tensor[:64] for name, tensor in splits["val"].items()}
+    assert split_metrics(oracle, val, cfg) == {"generated_seq_acc": 1.0}
+    model.eval()  # untrained: right by chance only (1 in num_symbols ** L)
+    assert split_metrics(model, val, cfg)["generated_seq_acc"] < 0.05

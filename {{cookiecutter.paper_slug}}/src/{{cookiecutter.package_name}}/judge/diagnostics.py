@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .. import loss as paper_loss
+from .. import model as paper_model
 from ..engine.batches import map_tensors
 from . import data_checks, player_steps
 from .player_steps import optimisers, step_players
@@ -48,7 +49,12 @@ CHECKS = {
     "init statistics": "activations and gradients at initialisation (gauntlet)",
     "input baseline": "zeroed inputs do clearly worse than real ones (gauntlet; tests/test_data_path.py)",
     "LR range": "the loss on a fixed batch falls somewhere in 1e-6..1 (gauntlet)",
+    "causality": "no output depends on a later input, at every cut (tests/test_generation.py)",
+    "generation": "generate() writes what the forward pass predicts (tests/test_generation.py)",
 }
+
+# The checks that need model.generate: a model without it is not autoregressive.
+NEEDS_GENERATE = ("causality", "generation")
 
 
 def not_applicable(check: str) -> str | None:
@@ -63,7 +69,46 @@ def not_applicable(check: str) -> str | None:
             f"loss.NOT_APPLICABLE names {', '.join(map(repr, unknown))}: not a generic "
             f"check; use one of {', '.join(CHECKS)}"
         )
+    if check in NEEDS_GENERATE and getattr(paper_model, "generate", None) is None:
+        return declared.get(check, "model.py defines no generate(): not an autoregressive model")
     return declared.get(check)
+
+
+def causality_problems(model, tokens: torch.Tensor, tolerance: float = 1e-4) -> list[str]:
+    """The cuts k at which the outputs for the first k positions change when the
+    inputs after them are cut off: model(tokens[:, :k]) must equal model(tokens)[:, :k]
+    at every k. Checks the causal mask at every position at once, and positions
+    counted from the start (a model that numbers them from the end fails too)."""
+    model.eval()
+    with torch.no_grad():
+        full = model(tokens)
+        problems = []
+        for k in range(1, tokens.size(1)):
+            off = (model(tokens[:, :k]) - full[:, :k]).abs().max().item()
+            if off > tolerance:
+                problems.append(f"cut at {k}: outputs before it moved by {off:.3g}")
+    return problems
+
+
+def generation_problems(model, prompt: torch.Tensor, n: int) -> list[str]:
+    """Greedy generation against the forward pass over what it generated: each
+    generated token must be the argmax of the logits the forward pass gives at the
+    position before it (a decoding path with its own positions or mask fails)."""
+    model.eval()
+    written = paper_model.generate(model, prompt, n)
+    if written.shape != (prompt.size(0), prompt.size(1) + n):
+        return [
+            f"generate returned {tuple(written.shape)} for {n} tokens after {tuple(prompt.shape)}"
+        ]
+    if not torch.equal(written[:, : prompt.size(1)], prompt):
+        return ["generate changed the prompt"]
+    with torch.no_grad():
+        predicted = model(written[:, :-1])[:, prompt.size(1) - 1 :].argmax(dim=-1)
+    wrong = (predicted != written[:, prompt.size(1) :]).nonzero()
+    if len(wrong):
+        row, position = wrong[0].tolist()
+        return [f"example {row}, generated token {position}: not the forward pass's argmax"]
+    return []
 
 
 def losses_at_init(model, batch, data_spec, loss_cfg) -> tuple[dict, dict]:

@@ -12,6 +12,9 @@ from the config and uses the project's own data, model, loss and optimiser:
     gradcheck       autograd matches finite differences for the loss (float64)
     loss at init    the untrained loss matches what a uniform guess gives
     init statistics activation std per layer, dead units, gradient-norm spread
+    causality       an autoregressive model (model.py defines generate): no output
+                    depends on a later input, at every cut
+    generation      generate() writes the forward pass's argmax, from short prompts too
     batches finite  the real training batches (data_checks.py): no NaN or inf
     batches detached  no batch tensor carries a graph (targets made by a network)
     batch layout    keys, shapes and dtypes as data.batch_layout(spec) says
@@ -63,7 +66,9 @@ from .diagnostics import (
     GRAD_SPREAD_LIMIT,
     INIT_TOLERANCE,
     OVERFIT_BUDGET,
+    causality_problems,
     fit_fixed_batch,
+    generation_problems,
     gradient_problems,
     init_problems,
     init_statistics,
@@ -229,6 +234,8 @@ def probe_checks(setup: Setup) -> list[Check]:
         "gradcheck": lambda: gradcheck_check(model, batch, cfg.loss),
         "loss at init": lambda: loss_at_init_check(model, batch, setup),
         "init statistics": lambda: init_statistics_check(setup.model(), batch, cfg.loss),
+        "causality": lambda: causality_check(model, batch["inputs"][:4]),
+        "generation": lambda: generation_check(model, batch["inputs"][:4]),
     }
     return [declared(name) or make() for name, make in rows.items()]
 
@@ -254,6 +261,32 @@ def gradcheck_check(model, batch, loss_cfg) -> Check:
         "match in float64",
         "a non-differentiable step in the loss (argmax, rounding, in-place edits) "
         "or a custom backward that is wrong",
+    )
+
+
+def causality_check(model, tokens) -> Check:
+    problems = causality_problems(model, tokens)
+    return Check(
+        "causality",
+        not problems,
+        "; ".join(problems[:2]) or f"outputs unchanged at all {tokens.size(1) - 1} cuts",
+        "no output depends on a later input",
+        "the causal mask lets a position see the future (an off-by-one in the mask's "
+        "diagonal), or positions are numbered from the end of the input",
+    )
+
+
+def generation_check(model, tokens) -> Check:
+    half = tokens.size(1) // 2
+    problems = generation_problems(model, tokens[:, :1], tokens.size(1) - 1)
+    problems += generation_problems(model, tokens[:, :half], tokens.size(1) - half)
+    return Check(
+        "generation",
+        not problems,
+        "; ".join(problems[:2]) or "greedy tokens = the forward pass's argmax",
+        "generate() writes what the forward pass predicts, from 1 and T/2 prompt tokens",
+        "generate() scores another position than training (logits[:, 0] for [:, -1]), "
+        "feeds a truncated or shifted context, or builds positions of its own",
     )
 
 

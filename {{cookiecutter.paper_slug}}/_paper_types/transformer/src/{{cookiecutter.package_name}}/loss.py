@@ -9,6 +9,11 @@ Every reduction is written out:
   averages them over examples. Every example here has the same number of counted
   tokens, so both views agree; with ragged answers they would not.
 
+``seq_acc`` scores each answer token given the true tokens before it (teacher
+forcing, as training sees them); ``generated_seq_acc`` (``split_metrics``) lets the
+model write its whole answer from the prompt alone (model.generate, greedy), as it
+would be used: one early mistake then spoils the rest, which teacher forcing hides.
+
 Contract shared with the rest of the package (every paper type provides it):
 ``loss_fn``, ``metrics_fn``, ``split_metrics``, ``HEADLINE_METRIC``,
 ``expected_loss_at_init``, ``memorised`` and ``summarise``.
@@ -24,6 +29,7 @@ import torch
 from omegaconf import MISSING
 
 from .data import IGNORE
+from .model import generate
 
 # The number the example is judged by (PAPER.md), and the value train() returns.
 HEADLINE_METRIC = "seq_acc"
@@ -92,28 +98,35 @@ def expected_loss_at_init(data_spec: dict[str, int], batch, cfg) -> float:
     return math.log(data_spec["vocab_size"])
 
 
+def generated_answers(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The answers the model writes from each prompt (the source and the separator)
+    with greedy decoding, and the true answers, [N, L] each."""
+    answer = batch["targets"] != IGNORE  # the same positions in every example
+    length = int(answer[0].sum())
+    prompt = batch["inputs"][:, : batch["inputs"].size(1) - length + 1]
+    written = generate(model, prompt, length)[:, prompt.size(1) :]
+    return written, batch["targets"][answer].view(-1, length)
+
+
 def split_metrics(model, split: dict[str, torch.Tensor], cfg) -> dict[str, float]:
-    """Metrics of a whole split that are not a mean over its examples (evaluation
-    adds them to metrics_fn's means). None here: token and sequence accuracy are
-    per-example means, and an empty dict costs validation nothing."""
-    return {}
+    """Sequence accuracy when the model writes each answer itself (greedy, from the
+    prompt alone): a split-level number because it needs the model to generate,
+    one forward pass per answer token (~L times an evaluation pass)."""
+    written, true = generated_answers(model, split)
+    return {"generated_seq_acc": (written == true).all(dim=1).float().mean().item()}
 
 
 def summarise(model, splits, run_dir: Path, n_examples: int = 8) -> dict[str, float]:
-    """After training: write a few validation predictions to ``predictions.txt``.
+    """After training: write a few validation answers the model generates from the
+    prompt alone to ``predictions.txt``.
 
     Reading raw outputs catches what averages hide (an off-by-one shift, a copied
     instead of reversed answer, one symbol always wrong)."""
     batch = {name: tensor[:n_examples] for name, tensor in splits["val"].items()}
-    predicted = model(batch["inputs"]).argmax(dim=-1)
-    counted = batch["targets"] != IGNORE
-    lines = ["prompt | target | predicted"]
-    for prompt, target, guess, mask in zip(
-        batch["inputs"], batch["targets"], predicted, counted, strict=True
-    ):
-        length = int((~mask).sum())  # prompt positions carry no target
-        lines.append(
-            f"{prompt[:length].tolist()} | {target[mask].tolist()} | {guess[mask].tolist()}"
-        )
+    written, true = generated_answers(model, batch)
+    lines = ["source | target | generated"]
+    length = written.size(1)
+    for prompt, target, answer in zip(batch["inputs"], true, written, strict=True):
+        lines.append(f"{prompt[:length].tolist()} | {target.tolist()} | {answer.tolist()}")
     (Path(run_dir) / "predictions.txt").write_text("\n".join(lines) + "\n")
     return {}
