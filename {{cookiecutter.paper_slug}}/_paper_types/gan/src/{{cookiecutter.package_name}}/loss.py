@@ -55,8 +55,8 @@ Metrics of a split (``split_metrics``, at every validation and in eval.py):
 Contract shared with the rest of the package (every paper type provides it):
 ``PLAYERS`` (here instead of ``loss_fn``: no single loss of the model's output
 trains a GAN), ``NOT_APPLICABLE``, ``metrics_fn``, ``split_metrics``,
-``HEADLINE_METRIC``, ``HEADLINE_MODE``, ``expected_loss_at_init`` and ``memorised``
-(both refuse, see NOT_APPLICABLE) and ``summarise``.
+``HEADLINE_METRIC``, ``HEADLINE_MODE`` and ``summarise``; not ``expected_loss_at_init``
+or ``memorised``, which only the checks NOT_APPLICABLE declares would call.
 """
 
 from __future__ import annotations
@@ -138,18 +138,16 @@ def generator_loss(model, batch: dict, cfg) -> torch.Tensor:
 PLAYERS = {"critic": critic_loss, "generator": generator_loss}
 
 # Why four of the generic checks (judge/diagnostics.py: CHECKS) cannot apply to a GAN.
-NO_FIXED_TARGET = (
-    "a generator has no fixed target to memorise: its loss is set by a critic that "
-    "moves with it, and no batch is ever fitted to zero loss"
-)
-NO_CHANCE_LEVEL = (
-    "adversarial losses have no chance level to expect: an untrained critic scores "
-    "real and generated images alike, and what the penalty adds depends on the scale "
-    "of the initial weights alone"
-)
 NOT_APPLICABLE = {
-    "overfit": NO_FIXED_TARGET,
-    "loss at init": NO_CHANCE_LEVEL,
+    "overfit": (
+        "a generator has no fixed target to memorise: its loss is set by a critic that "
+        "moves with it, and no batch is ever fitted to zero loss"
+    ),
+    "loss at init": (
+        "adversarial losses have no chance level to expect: an untrained critic scores "
+        "real and generated images alike, and what the penalty adds depends on the scale "
+        "of the initial weights alone"
+    ),
     "input baseline": (
         "the inputs the check zeroes, the real images, are what the generator must "
         "imitate, not what it reads (its input is noise): a GAN trained on blank images "
@@ -161,18 +159,6 @@ NOT_APPLICABLE = {
         "sweep the learning rate on the Frechet distance instead (-m sweep=lr)"
     ),
 }
-
-
-def expected_loss_at_init(data_spec, batch, cfg) -> float:
-    """Not defined for a GAN: refuses, saying why (NOT_APPLICABLE declares the
-    check, so the gauntlet and the tests never call this)."""
-    raise NotImplementedError(f"no loss at init for a GAN: {NO_CHANCE_LEVEL}")
-
-
-def memorised(model, batch: dict) -> bool:
-    """Not defined for a GAN: refuses, saying why (NOT_APPLICABLE declares the
-    overfit checks, so the gauntlet and the tests never call this)."""
-    raise NotImplementedError(f"nothing to memorise for a GAN: {NO_FIXED_TARGET}")
 
 
 # --- Evaluation -------------------------------------------------------------------
