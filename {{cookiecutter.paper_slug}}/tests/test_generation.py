@@ -22,30 +22,27 @@ from {{ cookiecutter.package_name }}.judge.diagnostics import (
 )
 
 
-@pytest.fixture
-def tokens(batch):
-    """Four token sequences as training feeds them."""
-    return batch["inputs"][:4]
-
-
-def test_no_output_depends_on_a_later_input_at_any_cut(model, tokens, skip_if_not_applicable):
+def test_no_output_depends_on_a_later_input_at_any_cut(model, batch, skip_if_not_applicable):
     skip_if_not_applicable("causality")
+    tokens = batch["inputs"][:4]  # four token sequences as training feeds them
     assert causality_problems(model, tokens) == []
 
 
 @pytest.mark.parametrize("prompt", ["one token", "half the sequence"])
 def test_greedy_generation_writes_what_the_forward_pass_predicts(
-    model, tokens, prompt, skip_if_not_applicable
+    model, batch, prompt, skip_if_not_applicable
 ):
     skip_if_not_applicable("generation")
+    tokens = batch["inputs"][:4]
     length = 1 if prompt == "one token" else tokens.size(1) // 2
     assert generation_problems(model, tokens[:, :length], tokens.size(1) - length) == []
 
 
 def test_sampling_repeats_with_its_generator_and_changes_without(
-    model, tokens, skip_if_not_applicable
+    model, batch, skip_if_not_applicable
 ):
     skip_if_not_applicable("generation")
+    tokens = batch["inputs"][:4]
     model.eval()
     prompt, n = tokens[:, :1], tokens.size(1) - 1
 
