@@ -28,6 +28,10 @@ TWO_INPUT = {"data": "noised_digits", "model": "denoiser", "loss": "l_simple"}
 # A method of another shape: two players (an actor and a critic with their own
 # optimisers) that learn from rewards they sample (fixtures/actor_critic_bandit/).
 ACTOR_CRITIC = Path(__file__).resolve().parent / "fixtures" / "actor_critic_bandit"
+# A method whose splits are Datasets of files on disk, read by DataLoader workers
+# (fixtures/file_dataset_method/).
+FILE_DATASET = Path(__file__).resolve().parent / "fixtures" / "file_dataset_method"
+FILE_DATASET_NAMES = {"data": "digit_files", "model": "small_cnn", "loss": "cross_entropy"}
 ACTOR_CRITIC_NAMES = {"data": "bandit_digits", "model": "actor_critic", "loss": "policy_gradient",
                       "players": "actor_critic"}  # fmt: skip
 # The bundled example's own tests: they test its data, model and loss, which the
@@ -92,10 +96,28 @@ def test_the_generic_suite_passes_on_a_two_input_method(cookies):
     # The slow checks whose inputs change with a dict of inputs: overfit 100, the
     # gauntlet (its input baseline keeps t) and the baseline on real batches.
     slow = ["-m", "slow", "tests/test_overfit.py", "tests/test_gauntlet.py", "tests/test_data_path.py"]
-    passed(run([*pytest_command, *slow], cwd=project))
+    passed(run([*PYTEST, *slow], cwd=project))
     for lint in (["check", "."], ["format", "--check", "."]):
         linted = run([sys.executable, "-m", "ruff", *lint, "--no-cache"], cwd=project)
         assert linted.returncode == 0, linted.stdout[-3000:]
+
+
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
+
+
+def swapped_in_and_passing(cookies, method: Path, names: dict) -> Path:
+    """A baked project with ``method`` swapped in, after its default suite passed
+    with no skips but declared n/a checks and the integer-inputs test (no such
+    inputs). The docs name the example's own tests, which the swap removed: that
+    check is the docs' (a user updates them with the tests), not the method's."""
+    project = bake_ok(cookies, paper_type="vision")
+    swap_in(project, method, names)
+    docs = "tests/test_checkpoints.py::test_every_test_the_docs_name_exists"
+    result = run([*PYTEST, "--deselect", docs], cwd=project)
+    passed(result)
+    skipped = re.findall(r"SKIPPED \[\d+\] (\S+): (.*)", result.stdout)
+    assert {reason.split(":")[0] for _, reason in skipped} <= {"n/a", "no integer inputs"}, skipped
+    return project
 
 
 # Bugs a two-player method can have that a generic test must catch, each planted by
@@ -133,28 +155,32 @@ def test_the_generic_checks_guard_a_two_player_method(cookies):
     and data-parallel tests and the gauntlet pass on it with no skip list (one
     check it declares not applicable, in loss.NOT_APPLICABLE, with its reason), and
     each planted two-player bug turns a generic test red."""
-    project = bake_ok(cookies, paper_type="vision")
-    swap_in(project, ACTOR_CRITIC, ACTOR_CRITIC_NAMES)
-    pytest_command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
-    docs = "tests/test_checkpoints.py::test_every_test_the_docs_name_exists"
-    result = run([*pytest_command, "--deselect", docs], cwd=project)
-    passed(result)
-    skipped = re.findall(r"SKIPPED \[\d+\] (\S+): (.*)", result.stdout)
-    # The only skips: the declared check, and the integer-inputs test (no such inputs).
-    assert {reason.split(":")[0] for _, reason in skipped} <= {"n/a", "no integer inputs"}, skipped
+    project = swapped_in_and_passing(cookies, ACTOR_CRITIC, ACTOR_CRITIC_NAMES)
     data_parallel = "tests/test_speed_and_scale.py::test_two_process_data_parallel_run_matches_one_process"
     slow = ["-m", "slow", "tests/test_loop.py", "tests/test_resume.py", "tests/test_gauntlet.py",
             data_parallel]  # fmt: skip
-    passed(run([*pytest_command, *slow], cwd=project))
+    passed(run([*PYTEST, *slow], cwd=project))
     for bug, (module, line, planted, catches) in TWO_PLAYER_BUGS.items():
         path = project / "src" / PKG / module
         original = path.read_text()
         assert original.count(line) == 1, f"{bug}: the line to replace is not in {module}"
         path.write_text(original.replace(line, planted))
         try:
-            caught = run([*pytest_command, "-m", "slow or not slow", catches], cwd=project)
+            caught = run([*PYTEST, "-m", "slow or not slow", catches], cwd=project)
         finally:
             path.write_text(original)
         # Red: a failed test, or an error in its fixture (a run the loop refused).
         red = re.search(r"\d+ (failed|error)", caught.stdout.strip().splitlines()[-1])
         assert caught.returncode == 1 and red, f"{bug}: {catches} passed"
+
+
+def test_the_generic_checks_pass_on_a_method_whose_splits_are_files_read_by_workers(cookies):
+    """Splits that are Datasets of image files (written once outside the package),
+    training batches streamed by two DataLoader workers (engine/loader.py) with a
+    random shift drawn per example: the generic default suite and the slow loop,
+    resume (SIGKILL included), data-path and gauntlet tests pass with no skip list."""
+    project = swapped_in_and_passing(cookies, FILE_DATASET, FILE_DATASET_NAMES)
+    assert sorted((project / "data" / "digit_files").glob("*/train/*/*.npy")), "no files written"
+    slow = ["-m", "slow", "tests/test_loop.py", "tests/test_resume.py", "tests/test_data_path.py",
+            "tests/test_gauntlet.py", "tests/test_loader.py", "tests/test_overfit.py"]  # fmt: skip
+    passed(run([*PYTEST, *slow], cwd=project))

@@ -58,8 +58,8 @@ from {{ cookiecutter.package_name }}.data import (
     train_batches,
 )
 from {{ cookiecutter.package_name }}.engine.batches import (
-    map_tensors,
     micro_batches,
+    on_device,
 )
 from {{ cookiecutter.package_name }}.engine.optim import (
     build_optimizer,
@@ -93,7 +93,7 @@ def minimal_loop(cfg, steps: int) -> float:
     torch.set_num_threads(cfg.trainer.num_threads)  # as train.train sets them
     generator = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    split = map_tensors(lambda tensor: tensor.to(device), build_splits(data)["train"])
+    split = on_device(build_splits(data)["train"], device)
     model = build_model(cfg.model, spec(data)).to(device)
     optimizer = build_optimizer(model, optim, device.type)
     schedule = build_schedule(cfg.schedule, steps)
@@ -130,7 +130,7 @@ def minimal_players_loop(cfg, steps: int) -> float:
     torch.set_num_threads(cfg.trainer.num_threads)
     generator = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    split = map_tensors(lambda tensor: tensor.to(device), build_splits(data)["train"])
+    split = on_device(build_splits(data)["train"], device)
     model = build_model(cfg.model, spec(data)).to(device)
     players = []
     for name, loss in paper_loss.PLAYERS.items():

@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.data import (
     spec,
 )
 from {{ cookiecutter.package_name }}.engine.batches import (
+    examples,
     map_tensors,
     named_tensors,
 )
@@ -423,7 +424,7 @@ def test_evaluation_is_deterministic_and_keeps_the_model_s_mode(cfg, model, batc
     first, second = (output_tensors(model(batch["inputs"]))[0] for _ in range(2))
     assert not torch.equal(first, second), "the dropout stand-in changed nothing"
 
-    val = map_tensors(lambda tensor: tensor[:8], splits["val"])
+    val = examples(splits["val"], 8)
     results = []
     for training in (True, False):
         model.train(training)

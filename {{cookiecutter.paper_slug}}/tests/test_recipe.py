@@ -236,10 +236,14 @@ def test_the_weight_average_is_what_validation_and_eval_see(quick_cfg, tmp_path,
 
 class CountingBatches:
     """The data iterator wrapped: reports how many batches it gave (its scalars, as
-    an RL collector reports environment steps) and stalls once, before batch 3."""
+    an RL collector reports environment steps) and stalls once, before batch 3. The
+    ``n`` batches the run needs are drawn up front, so that a data source slow of
+    its own (workers reading files) stalls nowhere else."""
 
-    def __init__(self, batches, stall_seconds: float):
-        self.batches, self.stall_seconds, self.given = iter(batches), stall_seconds, 0
+    def __init__(self, batches, stall_seconds: float, n: int):
+        batches = iter(batches)
+        self.batches = iter([next(batches) for _ in range(n)])
+        self.stall_seconds, self.given = stall_seconds, 0
 
     def __iter__(self):
         return self
@@ -259,18 +263,18 @@ def test_the_iterator_s_scalars_are_logged_and_a_stall_is_warned_about(
     quick_cfg, tmp_path, monkeypatch, caplog, loss_calls
 ):
     real = train_module.train_batches
-    monkeypatch.setattr(
-        train_module, "train_batches", lambda *args: CountingBatches(real(*args), 0.3)
-    )
-    monkeypatch.setattr(train_module, "summarise", lambda *args: {})  # not what is tested
     cfg = quick_cfg("trainer.max_steps=4", "trainer.log_every=2", "trainer.eval_every=4",
                     "trainer.stall_warning_seconds=0.1")  # fmt: skip
+    # A batch per player step (one per training step, for one player).
+    per_step = len(loss_calls(cfg)) // cfg.trainer.grad_accum_steps
+    monkeypatch.setattr(
+        train_module, "train_batches", lambda *args: CountingBatches(real(*args), 0.3, 4 * per_step)
+    )
+    monkeypatch.setattr(train_module, "summarise", lambda *args: {})  # not what is tested
     with caplog.at_level(logging.WARNING, logger=train_module.__name__):
         train_module.train(cfg, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     logged = {r["step"]: r["data/batches"] for r in records if "data/batches" in r}
-    # A batch per player step (one per training step, for one player).
-    per_step = len(loss_calls(cfg)) // cfg.trainer.grad_accum_steps
     assert logged == {2: 2 * per_step, 4: 4 * per_step}, "the iterator's scalars are not logged"
     stalls = [r.getMessage() for r in caplog.records if "no training batch" in r.getMessage()]
     assert len(stalls) == 1 and "CountingBatches" in stalls[0], stalls

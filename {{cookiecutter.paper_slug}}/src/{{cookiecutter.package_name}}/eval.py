@@ -14,7 +14,6 @@ evaluation always matches what was trained.
 from __future__ import annotations
 
 import json
-from operator import itemgetter
 from pathlib import Path
 
 import hydra
@@ -23,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .configs import schema
 from .data import build_splits, spec
-from .engine.batches import map_tensors, num_examples
+from .engine.batches import in_order, num_examples, on_device
 from .engine.ckpt import CheckpointError, load_checkpoint
 from .engine.run_log import reported_checkpoint
 from .engine.runtime import pick_device
@@ -42,15 +41,16 @@ def evaluate(model: torch.nn.Module, split, batch_size: int, cfg=None) -> dict[s
     a mean over examples). Training's validation and eval.py both pass it.
 
     Batches are taken in order (no shuffling, no dropped tail), so the per-example
-    means do not depend on the batch size beyond floating-point rounding.
+    means do not depend on the batch size beyond floating-point rounding. A split
+    that is a Dataset is read by a DataLoader (trainer.eval_num_workers workers).
     """
     was_training = model.training
     model.eval()  # dropout off, batch norm on running statistics: no batch effects
+    device = next(model.parameters(), torch.empty(0)).device
+    workers = as_config(cfg).trainer.get("eval_num_workers", 0) if cfg is not None else 0
     n = num_examples(split)
     sums: dict[str, torch.Tensor] = {}
-    for start in range(0, n, batch_size):
-        # tensor[start : start + batch_size] for every tensor of the split
-        batch = map_tensors(itemgetter(slice(start, start + batch_size)), split)
+    for batch in in_order(split, batch_size, device, workers):
         for name, values in metrics_fn(model, batch).items():
             sums[name] = sums.get(name, 0) + values.float().sum()  # float32: MPS has no float64
     # One host sync for all metrics, at the end.
@@ -115,7 +115,7 @@ def evaluate_checkpoint(
             f"checkpoint {ckpt_path} does not fit the model its config describes: "
             f"{str(err).splitlines()[0]}"
         ) from None
-    data = map_tensors(lambda tensor: tensor.to(device), splits[split])
+    data = on_device(splits[split], device)
     metrics = evaluate(model, data, batch_size, cfg)
     weights = "ema" if "ema" in state else "trained"
     return {"split": split, "step": state["step"], "weights": weights, **metrics}

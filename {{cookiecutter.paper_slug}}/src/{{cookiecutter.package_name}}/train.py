@@ -46,7 +46,7 @@ from tqdm import tqdm
 from . import loss as paper_loss
 from .configs import schema
 from .data import build_splits, spec, train_batches
-from .engine.batches import map_tensors, micro_batches, num_examples
+from .engine.batches import micro_batches, num_examples, on_device
 from .engine.ckpt import CheckpointError, load_checkpoint, save_checkpoint
 from .engine.guards import (
     NON_FINITE_HINT,
@@ -310,10 +310,7 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     device = pick_device(cfg.device, ddp.local_rank)
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    splits = {
-        name: map_tensors(lambda tensor: tensor.to(device), split)
-        for name, split in build_splits(data_cfg).items()
-    }
+    splits = {name: on_device(split, device) for name, split in build_splits(data_cfg).items()}
     model = build_model(cfg.model, spec(data_cfg)).to(device)
     run = Run(
         run_dir=run_dir,

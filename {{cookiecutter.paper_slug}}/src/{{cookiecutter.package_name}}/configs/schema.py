@@ -125,6 +125,7 @@ class TrainerConfig:
     log_every: int = MISSING
     eval_every: int = MISSING  # validation, then checkpoints/last.pt (and best.pt)
     eval_batch_size: int = MISSING
+    eval_num_workers: int = 0  # DataLoader workers reading a split that is a Dataset
     # The paper's recipe; documented in the README's "Training recipe" section.
     grad_accum_steps: int = 1  # micro-batches per update: batch_size stays the paper's
     ema_decay: float | None = None  # e.g. 0.9999: evaluate an average of the weights

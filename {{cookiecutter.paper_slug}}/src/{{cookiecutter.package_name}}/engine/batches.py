@@ -5,11 +5,19 @@ A batch (or a split) is a dict whose values are tensors with the examples along
 the first dimension; "inputs", what the model's forward receives, may instead be
 a dict of such tensors (a conditional model's {"x_t": ..., "t": ...}, an image
 and its label, tokens and their mask). These helpers treat both kinds alike.
+
+A split too large for memory (image files, a long token stream) may instead be a
+map-style ``torch.utils.data.Dataset`` whose items are such dicts for one example:
+``in_order`` reads it through a DataLoader for evaluation, ``examples`` takes
+some of its examples as tensors, and engine/loader.py streams it for training.
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import torch
+from torch.utils.data import DataLoader
 
 
 def map_tensors(fn, tree):
@@ -36,8 +44,55 @@ def first_tensor(tree) -> torch.Tensor:
 
 
 def num_examples(tree) -> int:
-    """The length of a batch or split (of its first tensor: all have the same)."""
-    return len(first_tensor(tree))
+    """The length of a batch or split (of its first tensor: all have the same), or
+    of a Dataset split."""
+    return len(first_tensor(tree)) if isinstance(tree, (dict, torch.Tensor)) else len(tree)
+
+
+def in_memory(split) -> bool:
+    """Whether ``split`` is tensors (sliced in place) rather than a Dataset (read)."""
+    return isinstance(split, dict)
+
+
+def on_device(split, device):
+    """A split ready for ``device``: in-memory tensors moved there once; a Dataset
+    as it is (its batches are moved as they are read)."""
+    return map_tensors(lambda tensor: tensor.to(device), split) if in_memory(split) else split
+
+
+def in_order(split, batch_size: int, device=None, num_workers: int = 0):
+    """A split's examples in order, batch by batch, the last batch possibly smaller:
+    slices of in-memory tensors (the fast path: no copies, no Python per example),
+    or a Dataset read by a DataLoader with ``num_workers`` workers, each batch moved
+    to ``device``."""
+    if in_memory(split):
+        for start in range(0, num_examples(split), batch_size):
+            yield map_tensors(itemgetter(slice(start, start + batch_size)), split)
+        return
+    loader = DataLoader(split, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    for batch in loader:
+        yield batch if device is None else map_tensors(lambda t: t.to(device), batch)
+
+
+def first(split, n: int):
+    """The split's first ``n`` examples, of the same kind: tensors sliced, or a
+    Dataset's Subset (read only when used)."""
+    if in_memory(split):
+        return map_tensors(lambda tensor: tensor[:n], split)
+    return torch.utils.data.Subset(split, range(min(n, len(split))))
+
+
+def examples(split, n: int, generator: torch.Generator | None = None, device=None) -> dict:
+    """``n`` examples of a split as tensors (a Dataset's read and stacked): the first
+    ``n``, or ``n`` drawn without replacement with ``generator`` (files stored
+    class by class make the first ones no sample of the split)."""
+    size = num_examples(split)
+    chosen = torch.arange(min(n, size))
+    if generator is not None:
+        chosen = torch.randperm(size, generator=generator)[:n]
+    if in_memory(split):
+        return map_tensors(lambda tensor: tensor[chosen.to(tensor.device)], split)
+    return next(in_order(torch.utils.data.Subset(split, chosen.tolist()), len(chosen), device))
 
 
 class ShuffledBatches:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import train_batches
-from ..engine.batches import map_tensors, named_tensors
+from ..engine.batches import examples, in_memory, map_tensors, named_tensors
 from ..engine.runtime import plain, rng_states, set_rng_states
 from ..loss import HEADLINE_METRIC, HEADLINE_MODE
 from .player_steps import optimisers, step_players
@@ -232,6 +232,8 @@ def duplicates(batches, split: dict[str, torch.Tensor]) -> Verdict:
     Equal pairs within batches must stay below the Poisson-style bound
     n_pairs * p + 4 * sqrt(n_pairs * p + 1).
     """
+    if not in_memory(split):  # a Dataset: the chance of a repeat, from a sample of it
+        split = examples(split, 4096, torch.Generator().manual_seed(0))
     batches, split = [named_tensors(b) for b in batches], named_tensors(split)
     keys = sorted(batches[0])
     shared = [k for k in keys if k in split and split[k].shape[1:] == batches[0][k].shape[1:]]
@@ -364,6 +366,8 @@ def split_statistics(batches, splits, permutations: int = 19, max_rows: int = 10
     for name, split in splits.items():
         if name == "train":
             continue
+        if not in_memory(split):  # a Dataset: a sample of it, read
+            split = examples(split, max_rows, torch.Generator().manual_seed(1))
         for key, t in named_tensors(split).items():
             if key not in train or t.shape[1:] != train[key].shape[1:] or _identifier(t):
                 continue

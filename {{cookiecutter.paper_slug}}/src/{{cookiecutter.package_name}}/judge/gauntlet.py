@@ -56,7 +56,7 @@ import torch
 from torch import nn
 
 from ..data import batch_layout, build_splits, overfit_batch, spec, train_batches
-from ..engine.batches import map_tensors, named_tensors
+from ..engine.batches import map_tensors, named_tensors, on_device
 from ..engine.runtime import pick_device
 from ..model import build_model
 from . import data_checks
@@ -111,7 +111,7 @@ class Setup:
         self.device = pick_device(cfg.device)
         self.data_spec = spec(cfg.data)
         self.splits = build_splits(cfg.data)  # on the CPU, as the data checks read them
-        self.train = map_tensors(lambda tensor: tensor.to(self.device), self.splits["train"])
+        self.train = on_device(self.splits["train"], self.device)
 
     def model(self, seed: int | None = None) -> nn.Module:
         torch.manual_seed(self.cfg.seed if seed is None else seed)
@@ -169,7 +169,7 @@ def run_gauntlet(
 def input_baseline_on_val_check(setup: Setup, steps: int | None) -> Check:
     """A short run on real batches against its blind twin, judged on val."""
     steps = steps or data_checks.baseline_steps(setup.cfg)
-    val = map_tensors(lambda tensor: tensor.to(setup.device), setup.splits["val"])
+    val = on_device(setup.splits["val"], setup.device)
     verdict = data_checks.input_baseline(setup.cfg, setup.model, setup.train, val, steps)
     return data_check(
         "input baseline on val",
