@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+import {{ cookiecutter.package_name }}.judge.data_checks as data_checks
 import {{ cookiecutter.package_name }}.judge.diagnostics as diagnostics
 import {{ cookiecutter.package_name }}.judge.gauntlet as gauntlet
 import {{ cookiecutter.package_name }}.loss as paper_loss
@@ -75,7 +76,7 @@ def test_the_gauntlet_command_passes_on_the_example(tmp_path, capsys):
     gauntlet.main(["--out", str(tmp_path), "--sizes", "1", "10"])  # exit 1 on a failure
     checks = json.loads((tmp_path / "gauntlet.json").read_text())
     failed = [f"{c['name']}: {c['measured']}" for c in checks if not c["passed"]]
-    assert len(checks) == 17 and not failed, failed
+    assert len(checks) == 18 and not failed, failed
     not_applicable = {c["name"]: c["measured"] for c in checks if not c["applies"]}
     assert all(reason.startswith("n/a: ") for reason in not_applicable.values())
     overfits = "overfit 10" not in not_applicable  # a method may declare it n/a
@@ -203,3 +204,33 @@ def test_the_memorisation_baseline_gives_every_probe_one_condition():
     assert probe["inputs"]["x_t"] is x and probe["noise"] is x
     tensor_batch = {"inputs": x, "targets": t}
     assert gauntlet.one_condition(tensor_batch) is tensor_batch
+
+
+def test_a_short_run_past_the_paper_by_its_margin_is_too_good_to_be_true():
+    """The paper is 1.0 better than its best baseline: a short run may get anywhere
+    up to 1.0 past the paper (a lucky or better method), not beyond (leaked targets:
+    a language model with unshifted targets is at ~0.07 bits per character)."""
+    sign = 1 if paper_loss.HEADLINE_MODE == "max" else -1  # sign * x: larger is better
+    paper = 2.0
+    baselines = {"weaker": paper - 2 * sign, "best": paper - sign}
+    assert data_checks.too_good(paper - 0.5 * sign, 10, baselines, paper).passed
+    assert data_checks.too_good(paper + 0.9 * sign, 10, baselines, paper).passed
+    verdict = data_checks.too_good(paper + 1.1 * sign, 10, baselines, paper)
+    assert not verdict.passed and verdict.applies and "(best " in verdict.measured
+    assert not data_checks.too_good(float("nan"), 10, baselines, paper).passed
+
+
+def test_too_good_to_be_true_says_n_a_without_a_baseline_or_a_paper_number():
+    sign = 1 if paper_loss.HEADLINE_MODE == "max" else -1
+    headline = paper_loss.HEADLINE_METRIC
+    for baselines, paper in [({}, 2.0), ({"b": 1.0}, None), ({"b": 2.0 + sign}, 2.0)]:
+        verdict = data_checks.too_good(0.0, 10, baselines, paper)
+        assert verdict.passed and not verdict.applies and verdict.measured.startswith("n/a: ")
+    claims = [
+        {"ablation": "x", "metric": f"test/{headline}", "raises_by": 0.1},
+        {"metric": "test/other", "paper": 9.0, "tolerance": 1.0},
+        {"metric": f"test/{headline}", "paper": 2.5, "tolerance": 0.1},
+        {"order": [f"test/{headline}", f"test/{headline}_b"], "better": "lower"},
+    ]
+    assert data_checks.paper_number(claims) == 2.5
+    assert data_checks.paper_number(claims[:2]) is None

@@ -436,6 +436,31 @@ def test_evaluation_is_deterministic_and_keeps_the_model_s_mode(cfg, model, batc
     assert results[0] == results[1], "evaluation is not deterministic, or uses dropout"
 
 
+def test_baselines_are_reported_beside_the_metrics_once_per_split(cfg, model, splits, monkeypatch):
+    """loss.baselines' numbers come back from every evaluation as <metric>_<baseline>
+    (val/bpc_bigram in the logs, test/bpc_bigram for a claim), computed once per
+    split: every validation evaluates the same split, and a baseline needs no model.
+    A stand-in baseline is added to the paper's own (if it declares any), so this
+    runs for every method."""
+    declared = getattr(paper_loss, "baselines", None)
+    calls = []
+
+    def counted(split, config):
+        calls.append(split)
+        return {**(declared(split, config) if declared else {}), "stand_in": {"score": 0.25}}
+
+    monkeypatch.setattr(paper_loss, "baselines", counted, raising=False)
+    val, test = examples(splits["val"], 8), examples(splits["test"], 8)
+    first = evaluate(model, val, batch_size=4, cfg=cfg)
+    again = evaluate(model, val, batch_size=8, cfg=cfg)
+    assert first["score_stand_in"] == 0.25
+    assert len(calls) == 1, "the baselines were computed again for the same split"
+    names = [f"{metric}_{name}" for name, values in counted(val, cfg).items() for metric in values]
+    assert {k: first[k] for k in names} == {k: again[k] for k in names}
+    evaluate(model, test, batch_size=4, cfg=cfg)
+    assert calls[-1] is test, "another split reused the first split's baselines"
+
+
 @pytest.mark.parametrize(("mode", "best_step"), [("max", 3), ("min", 2)])
 def test_best_checkpoint_holds_the_best_validation(
     quick_cfg, tmp_path, monkeypatch, mode, best_step

@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.data import (
 )
 from {{ cookiecutter.package_name }}.judge.diagnostics import (
     OVERFIT_BUDGET,
+    VACUOUS,
     fit_fixed_batch,
 )
 
@@ -26,6 +27,8 @@ def test_model_memorises_a_few_examples(model, cfg, splits, n_examples, skip_if_
     batch = overfit_batch(cfg.data, splits["train"], n_examples, generator, model)
     budget = OVERFIT_BUDGET[n_examples]
     steps, losses = fit_fixed_batch(model, batch, cfg, budget)
+    if steps == 0:
+        pytest.fail(f"{n_examples} examples: {VACUOUS}")
     if steps is None:
         pytest.fail(
             f"{n_examples} examples not memorised after {budget} steps (loss {losses[-1]:.4f}). "

@@ -44,29 +44,38 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((mean_a - mean_b).pow(2).sum() + torch.trace(cov_a + cov_b - 2 * cross))
 
 
-def frechet_distances(
-    samples: torch.Tensor, images: torch.Tensor, train: torch.Tensor, pca_dim: int, generator
-) -> dict[str, float]:
-    """The Frechet distance of the model's ``samples`` to a split's ``images``
-    ([N, P] each, pixels in [-1, 1]) in the space of the training images' top
-    ``pca_dim`` principal components, and two references at the same sample size:
-    ``frechet_floor``, as many training images in the samples' place (at most all
-    of them: what a perfect sampler scores), and ``baseline_frechet``, as many
-    samples of independent pixels (their noise from ``generator``).
+def pca_features(train: torch.Tensor, pca_dim: int):
+    """The map from images [N, P] to their coordinates [N, pca_dim] along the
+    training images' top principal components (float64, on the CPU).
 
     Features fixed by the training images, not a network trained on other data as
     FID's Inception features are: nothing to download, and the same space for
     every model and split."""
-    n = len(samples)
-    baseline = independent_pixel_samples(train, n, generator)
     mean, directions = principal_components(train, pca_dim)
+    return lambda x: (x.double().cpu() - mean) @ directions
 
-    def features(x: torch.Tensor) -> torch.Tensor:
-        return (x.double().cpu() - mean) @ directions
 
+def frechet_distances(
+    samples: torch.Tensor, images: torch.Tensor, train: torch.Tensor, pca_dim: int
+) -> dict[str, float]:
+    """The Frechet distance of the model's ``samples`` to a split's ``images``
+    ([N, P] each, pixels in [-1, 1]) in ``pca_features`` space, and beside it
+    ``frechet_floor``: as many training images in the samples' place (at most all
+    of them), what a perfect sampler scores at this sample size."""
+    features = pca_features(train, pca_dim)
     reference = features(images)
     return {
         "frechet": frechet_distance(features(samples), reference),
-        "frechet_floor": frechet_distance(features(train[:n]), reference),
-        "baseline_frechet": frechet_distance(features(baseline), reference),
+        "frechet_floor": frechet_distance(features(train[: len(samples)]), reference),
     }
+
+
+def independent_pixel_frechet(
+    images: torch.Tensor, train: torch.Tensor, n: int, pca_dim: int, generator
+) -> float:
+    """The baseline's Frechet distance to ``images``: ``n`` samples of independent
+    pixels (their noise from ``generator``), as many as the model's samples, in the
+    same features: a loss.baselines number."""
+    features = pca_features(train, pca_dim)
+    baseline = independent_pixel_samples(train, n, generator)
+    return frechet_distance(features(baseline), features(images))

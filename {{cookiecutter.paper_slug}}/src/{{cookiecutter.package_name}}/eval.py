@@ -20,6 +20,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from . import loss as paper_loss
 from .configs import schema
 from .data import build_splits, spec
 from .engine.batches import in_order, num_examples, on_device
@@ -38,7 +39,9 @@ def evaluate(model: torch.nn.Module, split, batch_size: int, cfg=None) -> dict[s
     per-example metric (``loss.metrics_fn``) and, when the composed config ``cfg``
     is given (a DictConfig or the plain dict a checkpoint stores), the split-level
     ones (``loss.split_metrics``: sample quality, a worst case, anything that is not
-    a mean over examples). Training's validation and eval.py both pass it.
+    a mean over examples) and the paper's baselines on the split (``loss.baselines``,
+    as ``<metric>_<baseline>``: ``bpc_bigram``). Training's validation and eval.py
+    both pass it.
 
     Batches are taken in order (no shuffling, no dropped tail), so the per-example
     means do not depend on the batch size beyond floating-point rounding. A split
@@ -61,8 +64,50 @@ def evaluate(model: torch.nn.Module, split, batch_size: int, cfg=None) -> dict[s
         if clash:
             raise ValueError(f"split_metrics and metrics_fn both return {clash}: rename one")
         metrics.update({name: float(value) for name, value in whole.items()})
+        beside = split_baselines(split, as_config(cfg))
+        clash = sorted(metrics.keys() & beside.keys())
+        if clash:
+            raise ValueError(f"loss.baselines gives {clash}, a name a metric has: rename one")
+        metrics.update(beside)
     model.train(was_training)
     return metrics
+
+
+# The baselines of the last split evaluated: every validation of a run evaluates
+# the same split object with the same config, and its baselines do not change.
+_last_baselines: tuple = (None, None, {})
+
+
+def split_baselines(split, cfg: DictConfig) -> dict[str, float]:
+    """``loss.baselines(split, cfg)`` (the numbers the paper compares against, which
+    need no model: an n-gram model, independent pixels, a random policy) flattened
+    to ``{"<metric>_<baseline>": value}``; computed once per split and config, and
+    ``{}`` for a paper that declares none."""
+    global _last_baselines
+    baselines = getattr(paper_loss, "baselines", None)
+    if baselines is None:
+        return {}
+    if _last_baselines[0] is not split or _last_baselines[1] is not cfg:
+        flat = {
+            f"{metric}_{name}": float(value)
+            for name, values in baselines(split, cfg).items()
+            for metric, value in values.items()
+        }
+        _last_baselines = (split, cfg, flat)
+    return dict(_last_baselines[2])
+
+
+def headline_baselines(split, cfg: DictConfig) -> dict[str, float]:
+    """The declared baselines of the headline metric on ``split``: {baseline: value}."""
+    baselines = getattr(paper_loss, "baselines", None)
+    if baselines is None:
+        return {}
+    values = baselines(split, cfg)
+    return {
+        name: float(v[paper_loss.HEADLINE_METRIC])
+        for name, v in values.items()
+        if paper_loss.HEADLINE_METRIC in v
+    }
 
 
 # The last plain config converted, and its DictConfig: train.py passes the same

@@ -32,6 +32,7 @@ from {{ cookiecutter.package_name }}.engine.batches import (
 )
 from {{ cookiecutter.package_name }}.loss import (
     PLAYERS,
+    baselines,
     critic_loss,
     generator_loss,
     split_metrics,
@@ -306,7 +307,8 @@ def test_a_generator_of_training_images_scores_the_floor(model, splits, cfg):
     model.sample = lambda n, like, rng: train[:n]
     metrics = split_metrics(model, splits["val"], cfg)
     assert metrics["frechet"] == metrics["frechet_floor"]
-    assert metrics["frechet"] < metrics["baseline_frechet"] - 2
+    baseline = baselines(splits["val"], cfg)["independent_pixels"]["frechet"]
+    assert metrics["frechet"] < baseline - 2
 
 
 def test_split_metrics_repeat_exactly_and_leave_the_global_random_state_alone(model, splits, cfg):
@@ -317,5 +319,6 @@ def test_split_metrics_repeat_exactly_and_leave_the_global_random_state_alone(mo
     before = torch.get_rng_state()
     first = split_metrics(model, splits["val"], cfg)
     assert split_metrics(model, splits["val"], cfg) == first
+    assert baselines(splits["val"], cfg) == baselines(splits["val"], cfg)
     assert torch.equal(torch.get_rng_state(), before)
     assert all(math.isfinite(v) for v in first.values())

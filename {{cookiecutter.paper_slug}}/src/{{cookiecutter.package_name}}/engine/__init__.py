@@ -5,6 +5,8 @@ no module in engine/ imports data.py, model.py or loss.py.
                  the helpers that slice and move batches of tensors or dicts of them
     loader.py    LoaderBatches: a Dataset (files on disk) read by DataLoader workers,
                  the same batches for any number of workers, resumed exactly
+    tokens.py    a token stream's windows (TokenWindows), random windows for
+                 training (RandomWindows), what a batch of windows determines
     optim.py     the optimisers, LR schedules and weight average a recipe names
     runtime.py   seeds and random states, device, CPU threads, data parallelism
     ckpt.py      checkpoint files: atomic writes, weights_only loads

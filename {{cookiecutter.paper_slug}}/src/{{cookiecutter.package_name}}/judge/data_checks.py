@@ -43,6 +43,7 @@ class Verdict:
     passed: bool
     measured: str  # what was seen, in words (the failure message)
     applies: bool = True  # False: nothing here to check; ``measured`` says why
+    value: float | None = None  # the number judged, where later checks use it
 
 
 def not_applicable(reason: str) -> Verdict:
@@ -467,6 +468,67 @@ def input_baseline(cfg, make_model, split, val, steps: int) -> Verdict:
         better and math.isfinite(real),
         f"val {HEADLINE_METRIC} after {steps} steps: {real:.4g} with real inputs, "
         f"{blind:.4g} with zeroed inputs ({HEADLINE_MODE} is better)",
+        value=real,
+    )
+
+
+# --- A result too good to be true ---------------------------------------------------
+
+
+def paper_number(references: list[dict]) -> float | None:
+    """The paper's own value of the headline metric: the first ``number`` claim of
+    reference_numbers.yaml on it (on any split: ``test/bpc`` or ``bpc``)."""
+    for ref in references:
+        metric = str(ref.get("metric", ""))
+        if (
+            "paper" in ref
+            and "ablation" not in ref
+            and metric.rpartition("/")[2] == HEADLINE_METRIC
+        ):
+            return float(ref["paper"])
+    return None
+
+
+def too_good(value: float, steps: int, baselines: dict[str, float], paper: float | None) -> Verdict:
+    """After a short run (``steps`` steps: the input baseline's), the validation
+    headline ``value`` must not be better than the paper's own number by as much
+    as the paper is better than its best baseline.
+
+    The paper's number took the whole method and a whole run to reach, and its
+    distance from the best baseline (a bigram model, independent pixels) is what
+    the method buys. A short run that goes that far again past the paper has
+    learnt something no model can: the targets leaked into the inputs (targets
+    not shifted), a mask that lets a position see the future, a test set in the
+    training data. For a language model with a bigram at 3.3 and a paper at 2.3
+    bits per character, that is below 1.3 bits per character.
+
+    Not applicable without a baseline of the headline metric (``loss.baselines``)
+    or the paper's number on it (reference_numbers.yaml), or where the paper does
+    not beat its baseline (nothing then bounds the result)."""
+    if not baselines:
+        return not_applicable(
+            f"loss.baselines declares no baseline of {HEADLINE_METRIC}: nothing to measure "
+            "a result against (declare one, e.g. an n-gram model, independent pixels)"
+        )
+    if paper is None:
+        return not_applicable(
+            f"reference_numbers.yaml has no number claim on {HEADLINE_METRIC} (the paper's "
+            "value, `metric: test/<headline>, paper: ...`): nothing says what is possible"
+        )
+    sign = 1 if HEADLINE_MODE == "max" else -1  # sign * x: larger is better
+    name, best = max(baselines.items(), key=lambda item: sign * item[1])
+    gain = sign * (paper - best)
+    if gain <= 0:
+        return not_applicable(
+            f"the paper's {HEADLINE_METRIC} {paper:.4g} does not beat its best baseline "
+            f"({name} {best:.4g}): nothing bounds a result"
+        )
+    limit = paper + sign * gain
+    return Verdict(
+        sign * (value - limit) <= 0 and math.isfinite(value),
+        f"val {HEADLINE_METRIC} after {steps} steps: {value:.4g}; the paper's {paper:.4g}, "
+        f"{gain:.4g} better than the best baseline ({name} {best:.4g}); a short run past "
+        f"{limit:.4g} is too good to be true",
     )
 
 

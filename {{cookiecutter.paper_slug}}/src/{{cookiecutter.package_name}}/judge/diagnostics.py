@@ -49,6 +49,7 @@ CHECKS = {
     "init statistics": "activations and gradients at initialisation (gauntlet)",
     "input baseline": "zeroed inputs do clearly worse than real ones (gauntlet; tests/test_data_path.py)",
     "LR range": "the loss on a fixed batch falls somewhere in 1e-6..1 (gauntlet)",
+    "too good to be true": "a short run no better than the paper allows (gauntlet; loss.baselines)",
     "causality": "no output depends on a later input, at every cut (tests/test_generation.py)",
     "generation": "generate() writes what the forward pass predicts (tests/test_generation.py)",
 }
@@ -130,13 +131,24 @@ ACTIVATION_STD_RANGE = (1e-3, 1e2)  # per-layer output std at init
 GRAD_SPREAD_LIMIT = 1e6  # largest / smallest non-zero per-parameter gradient norm
 
 
+# Said when memorised() holds for an untrained model: a check it passes proves nothing.
+VACUOUS = (
+    "memorised() holds before any training step: it asks too little of the model (a "
+    "greedy choice right by chance, positions the inputs do not determine, a loose "
+    "threshold); make it fail for an untrained model"
+)
+
+
 def fit_fixed_batch(model, batch, cfg, max_steps: int, check_every: int = 10, zero_inputs=False):
     """Train on one fixed batch with the project's optimiser at a constant LR.
-    Returns (steps until ``loss.memorised`` holds or None, loss per step)."""
+    Returns (steps until ``loss.memorised`` holds or None, loss per step); 0 steps
+    means memorised() held before training (VACUOUS), which no check counts.
+
+    ``zero_inputs``: the model sees zeroed inputs (data_checks.zeroed, conditions
+    kept), while memorised() is still given the true batch: what it judges (which
+    targets the inputs determine) comes from the real inputs, so a blind model
+    cannot meet it by making every position look undetermined."""
     players = optimisers(model, cfg, players_of)
-    # Zeroed as the input baseline zeroes them (data_checks.zeroed: conditions kept):
-    # the model sees zeros, the loss still the batch's targets.
-    inputs = data_checks.zeroed(batch["inputs"]) if zero_inputs else batch["inputs"]
     blind = None
     if zero_inputs:  # data_checks.zero_inputs' hook, removed after
         blind = model.register_forward_pre_hook(
@@ -147,7 +159,7 @@ def fit_fixed_batch(model, batch, cfg, max_steps: int, check_every: int = 10, ze
         for step in range(max_steps + 1):
             if step % check_every == 0:
                 model.eval()
-                if memorised(model, {**batch, "inputs": inputs}):
+                if memorised(model, batch):
                     return step, losses
             model.train()
             losses.append(step_players(model, players, batch, cfg.loss))

@@ -25,6 +25,9 @@ from the config and uses the project's own data, model, loss and optimiser:
                     inputs: its float tensors zeroed, integer conditions such as a
                     time step or a label kept)
     input baseline on val  a short run on real batches beats its blind twin on val
+    too good to be true  that short run is not past the paper's number by as much
+                    as the paper beats its best baseline (loss.baselines): leaked
+                    targets, a mask that sees the future
     LR range        loss on a fixed batch while the LR grows from 1e-6 to 1 (Smith 2017)
 
 A check that cannot apply says "n/a" and why (split preprocessing when the splits
@@ -33,6 +36,9 @@ training batches depend on the model, as on-policy rollouts or bootstrapped targ
 A method declares the generic checks that cannot apply to it, and why, in loss.py
 (NOT_APPLICABLE; judge/diagnostics.py: CHECKS): those rows say "n/a: <why>" and
 do not run.
+
+overfit N and the input baseline fail a batch that memorised() accepts before any
+training step: a pass that proves nothing.
 
 It prints a pass/fail table with the numbers and, for each failure, what it
 usually means given what was measured; writes gauntlet.md, gauntlet.json,
@@ -53,6 +59,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 from ..data import batch_layout, build_splits, overfit_batch, spec, train_batches
@@ -66,6 +73,7 @@ from .diagnostics import (
     GRAD_SPREAD_LIMIT,
     INIT_TOLERANCE,
     OVERFIT_BUDGET,
+    VACUOUS,
     causality_problems,
     fit_fixed_batch,
     generation_problems,
@@ -88,6 +96,7 @@ class Check:
     expected: str
     hint: str  # what a failure usually means, given what was measured
     applies: bool = True  # False: "n/a", ``measured`` says why; it fails nothing
+    value: float | None = None  # the number judged, where another row uses it
 
 
 def declared(name: str, check: str | None = None) -> Check | None:
@@ -99,7 +108,9 @@ def declared(name: str, check: str | None = None) -> Check | None:
 
 def data_check(name: str, verdict, expected: str, hint: str) -> Check:
     """A row from one of data_checks' verdicts."""
-    return Check(name, verdict.passed, verdict.measured, expected, hint, verdict.applies)
+    return Check(
+        name, verdict.passed, verdict.measured, expected, hint, verdict.applies, verdict.value
+    )
 
 
 class Setup:
@@ -151,8 +162,12 @@ def run_gauntlet(
     if "input baseline" not in skip:
         checks.append(declared("input baseline") or input_baseline_check(setup))
     if "input baseline on val" not in skip:
+        steps = baseline_steps or data_checks.baseline_steps(cfg)
         row = declared("input baseline on val", "input baseline")
-        checks.append(row or input_baseline_on_val_check(setup, baseline_steps))
+        checks.append(row or input_baseline_on_val_check(setup, steps))
+        # Judged on the same short run: no further training.
+        row = declared("too good to be true")
+        checks.append(row or too_good_check(setup, checks[-1], steps))
     lrs, losses = [], []
     if "LR range" not in skip:
         row = declared("LR range")
@@ -166,9 +181,8 @@ def run_gauntlet(
     return checks
 
 
-def input_baseline_on_val_check(setup: Setup, steps: int | None) -> Check:
+def input_baseline_on_val_check(setup: Setup, steps: int) -> Check:
     """A short run on real batches against its blind twin, judged on val."""
-    steps = steps or data_checks.baseline_steps(setup.cfg)
     val = on_device(setup.splits["val"], setup.device)
     verdict = data_checks.input_baseline(setup.cfg, setup.model, setup.train, val, steps)
     return data_check(
@@ -181,6 +195,42 @@ def input_baseline_on_val_check(setup: Setup, steps: int | None) -> Check:
         "or from a network never synced carries no information about the state), "
         "or the run is too short (--baseline-steps)",
     )
+
+
+def too_good_check(setup: Setup, short_run: Check, steps: int) -> Check:
+    """The input baseline's short run held against the paper and its baselines."""
+    from ..eval import headline_baselines  # imports Hydra; only here
+
+    name = "too good to be true"
+    if short_run.value is None:
+        reason = f"n/a: no short run to judge ({short_run.name}: {short_run.measured})"
+        return Check(name, True, reason, "-", "", applies=False)
+    val = on_device(setup.splits["val"], setup.device)
+    verdict = data_checks.too_good(
+        short_run.value,
+        steps,
+        headline_baselines(val, setup.cfg),
+        data_checks.paper_number(reference_claims()),
+    )
+    return data_check(
+        name,
+        verdict,
+        "not past the paper by its margin over the best baseline",
+        "a short run far better than the paper: the targets are in the inputs (not "
+        "shifted), a mask lets positions see the future (see causality), or val/test "
+        "text is in the training split; if the paper's number or baseline is wrong, fix "
+        "reference_numbers.yaml or loss.baselines",
+    )
+
+
+def reference_claims() -> list[dict]:
+    """reference_numbers.yaml's claims: the project's (beside src/), else the
+    working directory's; none when there is no such file."""
+    project = Path(__file__).resolve().parents[3] / "reference_numbers.yaml"
+    for path in (project, Path("reference_numbers.yaml")):
+        if path.is_file():
+            return yaml.safe_load(path.read_text()) or []
+    return []
 
 
 def draw_plots(out_dir: Path, curves: dict, lrs: list, losses: list) -> None:
@@ -206,16 +256,15 @@ def overfit_checks(setup: Setup, sizes) -> tuple[list[Check], dict[str, list[flo
         model = setup.model()
         steps, losses = fit_fixed_batch(model, setup.probe(n, model), setup.cfg, budget)
         curves[f"{n} examples"] = losses
+        if steps == 0:
+            measured, hint = "memorised before any step", VACUOUS
+        elif steps is None:
+            measured, hint = f"not memorised; loss {losses[-1]:.4g}", overfit_hint(losses)
+        else:
+            measured, hint = f"memorised in {steps} steps", overfit_hint(losses)
+        passed = bool(steps)  # None: not memorised; 0: vacuous
         checks.append(
-            Check(
-                f"overfit {n}",
-                steps is not None,
-                f"memorised in {steps} steps"
-                if steps is not None
-                else f"not memorised; loss {losses[-1]:.4g}",
-                f"memorised within {budget} steps",
-                overfit_hint(losses),
-            )
+            Check(f"overfit {n}", passed, measured, f"memorised within {budget} steps", hint)
         )
     return checks, curves
 
@@ -402,6 +451,9 @@ def input_baseline_check(setup: Setup) -> Check:
     if real_steps is None:  # nothing to compare with (the overfit rows say more)
         passed = False
         measured = f"real inputs not memorised in {budget} steps (loss {real_losses[-1]:.4g})"
+    elif real_steps == 0:  # an untrained model "memorised" them: nothing was learnt
+        passed = False
+        measured = "real inputs memorised before any step: " + VACUOUS
     else:
         # Identical (zero) inputs give identical outputs, which cannot fit distinct
         # targets in any number of steps: twice what the real inputs needed is

@@ -30,18 +30,20 @@ Two numbers of a whole split (``split_metrics``, at every validation and in eval
                the lowest level everything below, the highest everything above (the
                paper's eq. 13 with 17 bins instead of 256).
   So it is a bound on a discrete likelihood, comparable to any discrete model of
-  the 17 levels: log2(17) = 4.09 bits for uniform pixels; ``baseline_bpd`` is each
-  pixel's own level frequencies in the training images.
+  the 17 levels: log2(17) = 4.09 bits for uniform pixels.
 - ``frechet``: the Frechet distance (FID's formula) between ``num_samples`` samples
   and the split's images, in a feature space defined here: the top ``pca_dim``
   principal components of the training images (pixels in [-1, 1], not whitened).
   Beside it, ``frechet_floor``: as many training images against the split's, what
-  a perfect sampler would score at this sample size; ``baseline_frechet``: samples
-  of the independent-pixel model.
+  a perfect sampler would score at this sample size.
+
+Baselines (``baselines``, logged beside them as ``bpd_independent_pixels`` and
+``frechet_independent_pixels``): every pixel independent with its own level
+frequencies in the training images, its exact likelihood and its samples.
 
 Contract shared with the rest of the package (every paper type provides it):
 ``loss_fn``, ``metrics_fn``, ``split_metrics``, ``HEADLINE_METRIC``,
-``expected_loss_at_init``, ``memorised`` and ``summarise``.
+``expected_loss_at_init``, ``memorised``, ``summarise`` and ``baselines``.
 """
 
 from __future__ import annotations
@@ -229,10 +231,10 @@ def training_images(val_fraction: float, test_fraction: float, seed: int) -> tor
 @torch.no_grad()
 def split_metrics(model, split: dict, cfg) -> dict[str, float]:
     """The bound in bits per pixel on the first ``loss.bound_images`` images of the
-    split, and the Frechet distances of ``loss.num_samples`` samples to the whole
-    split, with the floor and the baselines beside them. 2T forward passes (the
-    bound and the sampler): with T = 1000 the most expensive part of a validation,
-    so the reference experiment sets its sizes (configs/loss/ddpm.yaml says the cost)."""
+    split, and the Frechet distance of ``loss.num_samples`` samples to the whole
+    split, with its floor beside it. 2T forward passes (the bound and the sampler):
+    with T = 1000 the most expensive part of a validation, so the reference
+    experiment sets its sizes (configs/loss/ddpm.yaml says the cost)."""
     data_spec = spec(cfg.data)
     train = training_images(cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.seed)
     x0 = split["x0"]
@@ -246,9 +248,21 @@ def split_metrics(model, split: dict, cfg) -> dict[str, float]:
         "bpd_prior": float(terms["prior"].mean() / to_bits),
         "bpd_diffusion": float(terms["diffusion"].mean() / to_bits),
         "bpd_decoder": float(terms["decoder"].mean() / to_bits),
-        "baseline_bpd": independent_pixel_bpd(train, bound_x0),
-        **frechet_distances(samples, x0, train, cfg.loss.pca_dim, torch.Generator().manual_seed(2)),
+        **frechet_distances(samples, x0, train, cfg.loss.pca_dim),
     }
+
+
+def baselines(split: dict, cfg) -> dict[str, dict[str, float]]:
+    """What the paper's numbers stand against, on the same images as the model's:
+    independent pixels, their exact likelihood on the bound's images and the
+    Frechet distance of as many of their samples as the model draws."""
+    train = training_images(cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.seed)
+    x0 = split["x0"]
+    frechet = independent_pixel_frechet(
+        x0, train, cfg.loss.num_samples, cfg.loss.pca_dim, torch.Generator().manual_seed(2)
+    )
+    bpd = independent_pixel_bpd(train, x0[: cfg.loss.bound_images])
+    return {"independent_pixels": {"bpd": bpd, "frechet": frechet}}
 
 
 def memorised(model, batch: dict) -> bool:

@@ -40,8 +40,9 @@ Metrics of a split (``split_metrics``, at every validation and in eval.py):
 - ``frechet``: the Frechet distance (FID's formula) between ``loss.num_samples``
   generated images and the split's, in the space of the top ``loss.pca_dim``
   principal components of the training images; ``frechet_floor``, training images
-  in the samples' place (what a perfect generator scores at this sample size);
-  ``baseline_frechet``, samples of independent pixels (each from its marginal).
+  in the samples' place (what a perfect generator scores at this sample size).
+  Its baseline (``baselines``, logged beside it as ``frechet_independent_pixels``):
+  samples of independent pixels, each from its marginal.
 - ``wasserstein``: the critic's estimate of the Wasserstein-1 distance, mean D(x)
   over the split minus mean D(G(z)) over the samples. The paper's progress curve:
   once the critic has caught up with the untrained generator, it falls as the
@@ -55,7 +56,7 @@ Metrics of a split (``split_metrics``, at every validation and in eval.py):
 Contract shared with the rest of the package (every paper type provides it):
 ``PLAYERS`` (here instead of ``loss_fn``: no single loss of the model's output
 trains a GAN), ``NOT_APPLICABLE``, ``metrics_fn``, ``split_metrics``,
-``HEADLINE_METRIC``, ``HEADLINE_MODE`` and ``summarise``; not ``expected_loss_at_init``
+``HEADLINE_METRIC``, ``HEADLINE_MODE``, ``summarise`` and ``baselines``; not ``expected_loss_at_init``
 or ``memorised``, which only the checks NOT_APPLICABLE declares would call.
 """
 
@@ -191,7 +192,7 @@ def gradient_norms(critic, x_hat: torch.Tensor) -> torch.Tensor:
 def split_metrics(model, split: dict, cfg) -> dict[str, float]:
     """The Frechet distances of ``loss.num_samples`` samples to the split's images,
     the critic's Wasserstein estimate and its gradient norm between them. Samples
-    from a generator seeded 1 (the baseline 2, eps 3): the same at every call.
+    from a generator seeded 1 (eps 3; the baseline's 2): the same at every call.
     A generator pass over the samples and a few critic passes: ~0.04 s."""
     images = split["inputs"]
     train = training_images(cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.seed)
@@ -199,14 +200,22 @@ def split_metrics(model, split: dict, cfg) -> dict[str, float]:
     paired = samples[: len(images)]  # as many samples as images for the interpolates
     eps = torch.rand(len(paired), 1, generator=torch.Generator().manual_seed(3))
     x_hat = interpolates(images[: len(paired)], paired, eps.to(images))
-    distances = frechet_distances(
-        samples, images, train, cfg.loss.pca_dim, torch.Generator().manual_seed(2)
-    )
     return {
-        **distances,
+        **frechet_distances(samples, images, train, cfg.loss.pca_dim),
         "wasserstein": float(model(images).mean() - model(samples).mean()),
         "gradient_norm": float(gradient_norms(model.critic, x_hat).mean()),
     }
+
+
+def baselines(split: dict, cfg) -> dict[str, dict[str, float]]:
+    """The Frechet distance of as many samples of independent pixels (each from its
+    training marginal) as the model draws: what the samples must beat."""
+    train = training_images(cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.seed)
+    images, generator = split["inputs"], torch.Generator().manual_seed(2)
+    frechet = independent_pixel_frechet(
+        images, train, cfg.loss.num_samples, cfg.loss.pca_dim, generator
+    )
+    return {"independent_pixels": {"frechet": frechet}}
 
 
 # --- Pictures ---------------------------------------------------------------------
