@@ -79,6 +79,11 @@ def test_determined_positions_are_those_the_inputs_so_far_single_out():
     expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 1], [1, 1, 1, 0, 0]]).bool()
     assert torch.equal(determined, expected)
     assert determined_positions(inputs[:1], targets[:1]).all(), "one window: every position"
+    # The whole prefix counts, not the last token: after "xab" and "yab" come c and d,
+    # both determined by their first letter although both read "b" last.
+    two = torch.tensor([[ord(c) for c in "xab"], [ord(c) for c in "yab"]])
+    after = torch.tensor([[ord(c) for c in "abc"], [ord(c) for c in "abd"]])
+    assert determined_positions(two, after).all()
     # Blind inputs (zeros) single nothing out, yet the targets asked for are the true
     # ones: a zeroed-input model cannot meet a memorised() built on the true batch.
     zeros = torch.zeros_like(inputs)
