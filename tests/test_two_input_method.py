@@ -160,7 +160,13 @@ def test_the_generic_checks_guard_a_two_player_method(cookies):
     slow = ["-m", "slow", "tests/test_loop.py", "tests/test_resume.py", "tests/test_gauntlet.py",
             data_parallel]  # fmt: skip
     passed(run([*PYTEST, *slow], cwd=project))
-    for bug, (module, line, planted, catches) in TWO_PLAYER_BUGS.items():
+    each_bug_is_caught(project, TWO_PLAYER_BUGS)
+
+
+def each_bug_is_caught(project: Path, bugs: dict) -> None:
+    """Plant each bug (a line of a module replaced), run the test that must catch
+    it, restore the module."""
+    for bug, (module, line, planted, catches) in bugs.items():
         path = project / "src" / PKG / module
         original = path.read_text()
         assert original.count(line) == 1, f"{bug}: the line to replace is not in {module}"
@@ -174,13 +180,34 @@ def test_the_generic_checks_guard_a_two_player_method(cookies):
         assert caught.returncode == 1 and red, f"{bug}: {catches} passed"
 
 
+FILE_DATASET_BUGS = {
+    # The label list out of step with the file list (sorted or shuffled apart).
+    "labels apart from their files": (
+        "data.py",
+        "        label = torch.tensor(int(self.files[i].parent.name))",
+        "        label = torch.tensor(int(self.files[(7 * i) % len(self.files)].parent.name))",
+        "tests/test_data_path.py::test_every_example_keeps_its_own_target",
+    ),
+    # The random shift applied in the Dataset, to every split, from torch's generator.
+    "val and test shifted at random": (
+        "data.py",
+        "        inputs = ((pixels - self.mean) / self.std).unsqueeze(0)",
+        "        inputs = ((pixels - self.mean) / self.std).unsqueeze(0)"
+        ".roll(int(torch.randint(-1, 2, ())), dims=2)",
+        "tests/test_data_path.py::test_evaluation_examples_are_the_same_every_time_they_are_read",
+    ),
+}
+
+
 def test_the_generic_checks_pass_on_a_method_whose_splits_are_files_read_by_workers(cookies):
     """Splits that are Datasets of image files (written once outside the package),
     training batches streamed by two DataLoader workers (engine/loader.py) with a
     random shift drawn per example: the generic default suite and the slow loop,
-    resume (SIGKILL included), data-path and gauntlet tests pass with no skip list."""
+    resume (SIGKILL included), data-path and gauntlet tests pass with no skip list,
+    and each planted data bug turns a generic test red."""
     project = swapped_in_and_passing(cookies, FILE_DATASET, FILE_DATASET_NAMES)
     assert sorted((project / "data" / "digit_files").glob("*/train/*/*.npy")), "no files written"
     slow = ["-m", "slow", "tests/test_loop.py", "tests/test_resume.py", "tests/test_data_path.py",
             "tests/test_gauntlet.py", "tests/test_loader.py", "tests/test_overfit.py"]  # fmt: skip
     passed(run([*PYTEST, *slow], cwd=project))
+    each_bug_is_caught(project, FILE_DATASET_BUGS)

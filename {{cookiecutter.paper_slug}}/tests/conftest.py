@@ -38,10 +38,16 @@ from {{ cookiecutter.package_name }}.model import (
     build_model,
 )
 
-# A short run of the shrunk example (configs/experiment/tiny.yaml) that every paper
-# type finishes in about a second: the tests of the training loop use it.
+# The scale every test runs at: the recipe your config selects (optimiser, schedule,
+# players, loss), with the sizes of configs/experiment/tiny.yaml (a small model, small
+# splits). The checks test the method, not its size: when the default grows to the
+# paper's model, the suite stays as fast as it is, so keep tiny.yaml small.
+TEST_SCALE = ("experiment=tiny",)
+
+# A short run at that scale that every paper type finishes in about a second: the
+# tests of the training loop use it.
 QUICK_RUN = (
-    "experiment=tiny",
+    *TEST_SCALE,
     "trainer.max_steps=12",
     "trainer.eval_every=4",
     "trainer.log_every=2",
@@ -52,7 +58,8 @@ QUICK_RUN = (
 
 @pytest.fixture(scope="session")
 def cfg():
-    return compose_config()
+    """The composed config at test scale (TEST_SCALE)."""
+    return compose_config(*TEST_SCALE)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ that ignores its input).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -84,6 +86,20 @@ def test_every_split_is_preprocessed_like_the_training_batches(drawn, splits):
     assert verdict.passed, verdict.measured
 
 
+def test_every_example_keeps_its_own_target(cfg, drawn, splits):
+    verdict = data_checks.targets_follow_examples(cfg, splits, drawn.batches)
+    if not verdict.applies:
+        pytest.skip(verdict.measured)
+    assert verdict.passed, verdict.measured
+
+
+def test_evaluation_examples_are_the_same_every_time_they_are_read(splits):
+    verdict = data_checks.evaluation_fixed(splits)
+    if not verdict.applies:
+        pytest.skip(verdict.measured)
+    assert verdict.passed, verdict.measured
+
+
 # --- The checks bite: real batches, broken on purpose --------------------------------
 
 
@@ -139,3 +155,49 @@ def test_the_short_run_honours_a_recipe_without_clipping(quick_cfg):
     headline = data_checks.short_run(cfg, model, splits["train"], splits["val"], steps=2)
     assert isinstance(headline, float)
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+class RandomlyFlipped(torch.utils.data.Dataset):
+    """An evaluation split read from "files" with a random flip left in: the bug of
+    an augmentation applied to every split."""
+
+    def __len__(self) -> int:
+        return 32
+
+    def __getitem__(self, i: int) -> dict:
+        image = torch.arange(6.0).view(2, 3) + i
+        flip = bool(torch.rand(()) < 0.5)  # torch's global generator, as most code does
+        return {"inputs": image.flip(-1) if flip else image, "targets": torch.tensor(i)}
+
+
+def test_the_evaluation_check_fails_a_random_transform_of_val():
+    fixed = {"inputs": torch.zeros(32, 2, 3), "targets": torch.arange(32)}
+    verdict = data_checks.evaluation_fixed(
+        {"train": fixed, "val": RandomlyFlipped(), "test": fixed}
+    )
+    assert not verdict.passed and "val: inputs" in verdict.measured, verdict.measured
+    in_memory_only = data_checks.evaluation_fixed({"train": fixed, "val": fixed, "test": fixed})
+    assert in_memory_only.passed and not in_memory_only.applies
+
+
+def test_the_target_check_fails_labels_shuffled_apart_from_their_examples(monkeypatch):
+    # Example i is file i; its label is what its folder says, i % 10. The bug: the
+    # Dataset's label list shuffled (or sorted) apart from its file list.
+    split = {"inputs": torch.arange(32.0)[:, None].expand(32, 4), "index": torch.arange(32)}
+    split["labels"] = split["index"] % 10
+
+    def from_folders(data_cfg, split_name, examples):
+        return {"labels": examples["index"] % 10}
+
+    monkeypatch.setattr(data_checks.paper_data, "source_targets", from_folders, raising=False)
+    cfg = SimpleNamespace(data=None)
+    honest = data_checks.targets_follow_examples(cfg, {"train": split, "val": split}, [split])
+    assert honest.passed and honest.applies, honest.measured
+    shuffled = {
+        **split,
+        "labels": split["labels"][torch.randperm(32, generator=torch.Generator().manual_seed(0))],
+    }
+    verdict = data_checks.targets_follow_examples(cfg, {"train": split, "val": shuffled}, [split])
+    assert not verdict.passed and "val 'labels'" in verdict.measured, verdict.measured
+    verdict = data_checks.targets_follow_examples(cfg, {"train": split, "val": split}, [shuffled])
+    assert not verdict.passed and "train 'labels'" in verdict.measured, verdict.measured

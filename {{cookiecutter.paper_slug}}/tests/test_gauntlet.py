@@ -72,11 +72,16 @@ def test_a_model_that_ignores_its_input_fails_the_input_baseline(
 
 @pytest.mark.slow
 def test_the_gauntlet_command_passes_on_the_example(tmp_path, capsys):
-    # Overfitting 100 examples is test_overfit's; this is the rest of the gauntlet.
-    gauntlet.main(["--out", str(tmp_path), "--sizes", "1", "10"])  # exit 1 on a failure
+    # Overfitting 100 examples is test_overfit's; this is the rest of the gauntlet, at
+    # the tests' scale (conftest.TEST_SCALE): what you run on the paper's model is
+    # `python -m <package>.judge.gauntlet` with your own overrides.
+    from conftest import TEST_SCALE
+
+    # Exit 1 on a failure.
+    gauntlet.main([*TEST_SCALE, "--out", str(tmp_path), "--sizes", "1", "10"])
     checks = json.loads((tmp_path / "gauntlet.json").read_text())
     failed = [f"{c['name']}: {c['measured']}" for c in checks if not c["passed"]]
-    assert len(checks) == 18 and not failed, failed
+    assert len(checks) == 20 and not failed, failed
     not_applicable = {c["name"]: c["measured"] for c in checks if not c["applies"]}
     assert all(reason.startswith("n/a: ") for reason in not_applicable.values())
     overfits = "overfit 10" not in not_applicable  # a method may declare it n/a
@@ -137,8 +142,8 @@ def test_the_init_statistics_name_a_layer_fed_a_constant():
     torch.manual_seed(0)
     stats = {
         "layers": {
-            "time_embed": {"std": 0.8, "dead": 0.0, "varies": 0.0},
-            "encoder.0": {"std": 0.9, "dead": 0.1, "varies": 1.2},
+            "time_embed": {"std": 0.8, "dead": 0.0, "varies": 0.0, "units": 32},
+            "encoder.0": {"std": 0.9, "dead": 0.1, "varies": 1.2, "units": 64},
         },
         "grad_spread": 10.0,
         "grad_extremes": ("a", "b"),
@@ -147,6 +152,21 @@ def test_the_init_statistics_name_a_layer_fed_a_constant():
     assert len(problems) == 1
     what, why = problems[0]
     assert "time_embed" in what and "constant" in why and "ReLU" not in why
+
+
+def test_the_init_statistics_count_dead_units_in_wide_layers_only():
+    # A hidden layer whose units are all below zero on the batch is dead (a ReLU after
+    # it passes nothing); an output head of two logits all below zero is chance.
+    stats = {
+        "layers": {
+            "hidden": {"std": 0.5, "dead": 1.0, "varies": 0.3, "units": 64},
+            "head": {"std": 0.1, "dead": 1.0, "varies": 0.1, "units": 2},
+        },
+        "grad_spread": 10.0,
+        "grad_extremes": ("a", "b"),
+    }
+    problems = diagnostics.init_problems(stats)
+    assert [what for what, _ in problems] == ["hidden: 100% of units never positive"]
 
 
 def test_a_row_that_does_not_apply_says_so_and_fails_nothing():
@@ -206,31 +226,28 @@ def test_the_memorisation_baseline_gives_every_probe_one_condition():
     assert gauntlet.one_condition(tensor_batch) is tensor_batch
 
 
-def test_a_short_run_past_the_paper_by_its_margin_is_too_good_to_be_true():
-    """The paper is 1.0 better than its best baseline: a short run may get anywhere
-    up to 1.0 past the paper (a lucky or better method), not beyond (leaked targets:
-    a language model with unshifted targets is at ~0.07 bits per character)."""
+def test_a_short_run_better_than_the_paper_s_whole_run_is_too_good_to_be_true():
+    """The paper reaches 2.0 +- 0.1 after its whole run: a tenth of the run may get
+    anywhere up to 0.1 past it, not beyond (leaked targets: a language model with
+    unshifted targets is at 0.004 bits per character where the paper is at 2.25)."""
     sign = 1 if paper_loss.HEADLINE_MODE == "max" else -1  # sign * x: larger is better
-    paper = 2.0
-    baselines = {"weaker": paper - 2 * sign, "best": paper - sign}
-    assert data_checks.too_good(paper - 0.5 * sign, 10, baselines, paper).passed
-    assert data_checks.too_good(paper + 0.9 * sign, 10, baselines, paper).passed
-    verdict = data_checks.too_good(paper + 1.1 * sign, 10, baselines, paper)
-    assert not verdict.passed and verdict.applies and "(best " in verdict.measured
-    assert not data_checks.too_good(float("nan"), 10, baselines, paper).passed
+    paper = (2.0, 0.1)
+    assert data_checks.too_good(2.0 - 0.5 * sign, 10, paper).passed
+    assert data_checks.too_good(2.0 + 0.09 * sign, 10, paper).passed
+    verdict = data_checks.too_good(2.0 + 0.2 * sign, 10, paper, {"bigram": 3.0})
+    assert not verdict.passed and verdict.applies and "bigram 3" in verdict.measured
+    assert not data_checks.too_good(float("nan"), 10, paper).passed
 
 
-def test_too_good_to_be_true_says_n_a_without_a_baseline_or_a_paper_number():
-    sign = 1 if paper_loss.HEADLINE_MODE == "max" else -1
+def test_too_good_to_be_true_says_n_a_without_the_paper_s_number():
     headline = paper_loss.HEADLINE_METRIC
-    for baselines, paper in [({}, 2.0), ({"b": 1.0}, None), ({"b": 2.0 + sign}, 2.0)]:
-        verdict = data_checks.too_good(0.0, 10, baselines, paper)
-        assert verdict.passed and not verdict.applies and verdict.measured.startswith("n/a: ")
+    verdict = data_checks.too_good(0.0, 10, None, {"b": 1.0})
+    assert verdict.passed and not verdict.applies and verdict.measured.startswith("n/a: ")
     claims = [
         {"ablation": "x", "metric": f"test/{headline}", "raises_by": 0.1},
         {"metric": "test/other", "paper": 9.0, "tolerance": 1.0},
         {"metric": f"test/{headline}", "paper": 2.5, "tolerance": 0.1},
         {"order": [f"test/{headline}", f"test/{headline}_b"], "better": "lower"},
     ]
-    assert data_checks.paper_number(claims) == 2.5
+    assert data_checks.paper_number(claims) == (2.5, 0.1)
     assert data_checks.paper_number(claims[:2]) is None

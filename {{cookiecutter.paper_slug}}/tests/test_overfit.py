@@ -14,9 +14,9 @@ from {{ cookiecutter.package_name }}.data import (
     overfit_batch,
 )
 from {{ cookiecutter.package_name }}.judge.diagnostics import (
-    OVERFIT_BUDGET,
     VACUOUS,
     fit_fixed_batch,
+    overfit_budget,
 )
 
 
@@ -25,7 +25,7 @@ def test_model_memorises_a_few_examples(model, cfg, splits, n_examples, skip_if_
     skip_if_not_applicable("overfit")
     generator = torch.Generator().manual_seed(0)
     batch = overfit_batch(cfg.data, splits["train"], n_examples, generator, model)
-    budget = OVERFIT_BUDGET[n_examples]
+    budget = overfit_budget(cfg, n_examples)
     steps, losses = fit_fixed_batch(model, batch, cfg, budget)
     if steps == 0:
         pytest.fail(f"{n_examples} examples: {VACUOUS}")

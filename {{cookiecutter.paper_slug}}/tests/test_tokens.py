@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from {{ cookiecutter.package_name }}.engine.batches import (
+    first,
+)
 from {{ cookiecutter.package_name }}.engine.tokens import (
     RandomWindows,
     TokenWindows,
@@ -88,3 +91,14 @@ def test_determined_positions_are_those_the_inputs_so_far_single_out():
     # ones: a zeroed-input model cannot meet a memorised() built on the true batch.
     zeros = torch.zeros_like(inputs)
     assert determined_positions(zeros, targets).sum() < determined.sum()
+
+
+def test_the_first_windows_are_windows_of_a_shorter_stream():
+    windows = TokenWindows(STREAM, length=8, stride=1)
+    head = first(windows, 10)
+    assert isinstance(head, TokenWindows) and len(head) == 10
+    assert all(torch.equal(head[i]["targets"], windows[i]["targets"]) for i in range(10))
+    batch = next(RandomWindows(head, 64, torch.Generator().manual_seed(0)))
+    allowed = {tuple(window.tolist()) for window in windows.tensors()["inputs"][:10]}
+    assert {tuple(row.tolist()) for row in batch["inputs"]} <= allowed, "drew past window 10"
+    assert len(first(TokenWindows(STREAM, 8, stride=8), 3)) == 3

@@ -40,6 +40,15 @@ from {{ cookiecutter.package_name }}.model import (
 )
 
 
+@pytest.fixture(scope="module")
+def paper_spec():
+    """The data spec of the default config: the paper's schedule (T = 1000 from beta_1
+    = 1e-4), where the tests' tiny one (conftest.TEST_SCALE) has 20 coarse steps. The
+    tests of the bound's tightness need the paper's: with 20 steps even an exact
+    predictor's bound is far from the likelihood. No model is built at this size."""
+    return spec(compose_config().data)
+
+
 def test_closed_form_q_equals_the_iterated_forward_process(data_spec):
     """q(x_t | x0) of data.noised against T single steps x_t = sqrt(1 - beta_t)
     x_{t-1} + sqrt(beta_t) eps, whose mean m and variance v follow m_t = sqrt(alpha_t)
@@ -103,14 +112,14 @@ def test_sampler_indexes_alpha_bar_as_training_noising_does(data_spec, splits):
     assert (samples - x0).abs().max() < 1e-3, (samples - x0).abs().max()
 
 
-def test_reverse_mean_with_the_true_noise_is_the_posterior_mean(data_spec, splits):
+def test_reverse_mean_with_the_true_noise_is_the_posterior_mean(paper_spec, splits):
     """Given the noise that made x_t, the sampler's mean mu_theta (eq. 11) must be
     the mean of q(x_{t-1} | x_t, x0), derived here by Bayes' rule from the prior
     q(x_{t-1} | x0) = N(sqrt(abar_{t-1}) x0, 1 - abar_{t-1}) and the step
     q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t): precision-weighted means.
     A coefficient beta_t / (1 - abar_t) without its square root, or 1 / alpha_t for
     1 / sqrt(alpha_t), is off at every t. Also checks posterior() (the bound's)."""
-    sched = schedule(data_spec)
+    sched = schedule(paper_spec)
     x0 = splits["train"]["x0"][:4].double()
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for t in (1, 2, 10, 300, len(sched["betas"]) - 1):
@@ -189,16 +198,16 @@ def test_alpha_bar_T_is_near_zero_so_x_T_is_pure_noise(overrides):
         assert abar_last < 1e-4, abar_last
 
 
-def test_the_bound_of_the_perfect_predictor_is_zero_but_for_the_decoder(data_spec, splits):
+def test_the_bound_of_the_perfect_predictor_is_zero_but_for_the_decoder(paper_spec, splits):
     """With the perfect noise predictor of one image, the means of p_theta and q
     agree at every step, and so do their variances (sigma_t^2 = beta~_t): every
     L_{t-1} is 0, and the decoder puts (nearly) all of its mass on the image's level.
     A bound built on another index of abar, or on another variance than the
     sampler's (beta_t: 10 nats here), misses this."""
-    sched = schedule(data_spec)
+    sched = schedule(paper_spec)
     x0 = splits["train"]["x0"][:1]
     oracle = Oracle(x0, sched["alpha_bars"])
-    terms = variational_bound(oracle, data_spec, x0, torch.Generator().manual_seed(0))
+    terms = variational_bound(oracle, paper_spec, x0, torch.Generator().manual_seed(0))
     assert terms["diffusion"].item() == pytest.approx(0.0, abs=1e-3)
     assert terms["decoder"].item() < 1e-6
 
@@ -220,7 +229,7 @@ class IndependentPixels(torch.nn.Module):
         return noise_from_x0(x_t, t, x0_hat, self.alpha_bars)
 
 
-def test_the_bound_of_independent_pixels_is_just_above_their_exact_likelihood(data_spec, splits):
+def test_the_bound_of_independent_pixels_is_just_above_their_exact_likelihood(paper_spec, splits):
     """The bound against a likelihood computed another way: for the independent-pixel
     model, -log2 p(x0) per pixel is a sum of level frequencies (loss.py's baseline),
     and the bound of its exact noise predictor must lie above it (a bound), but
@@ -230,10 +239,10 @@ def test_the_bound_of_independent_pixels_is_just_above_their_exact_likelihood(da
     beta_t where q's is beta~_t, leaves this window. (The decoder and L_T add
     ~0 here: the first step's noise, 0.01, is far finer than the levels' gap;
     tests/test_loss.py checks the decoder.)"""
-    sched = schedule(data_spec)
+    sched = schedule(paper_spec)
     train, x0 = splits["train"]["x0"], splits["test"]["x0"][:32]
     model = IndependentPixels(train, sched["alpha_bars"])
-    terms = variational_bound(model, data_spec, x0, torch.Generator().manual_seed(0))
+    terms = variational_bound(model, paper_spec, x0, torch.Generator().manual_seed(0))
     bound = float(sum(terms.values()).mean() / (64 * math.log(2)))
     exact = independent_pixel_bpd(train, x0)
     assert exact < bound < exact + 0.25, (bound, exact)

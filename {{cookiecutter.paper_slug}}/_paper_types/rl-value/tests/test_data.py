@@ -19,7 +19,10 @@ def test_evaluation_splits_hold_disjoint_seeds_never_drawn_for_training(cfg, spl
     # ... and training really draws below that range: record the seeds of the
     # training episodes' resets (a draw from a wider range, e.g. [0, 2**31), would
     # put nearly all of them above it).
-    batches = train_batches(cfg.data, None, 16, torch.Generator().manual_seed(0), model)
+    data_cfg = cfg.data.copy()
+    data_cfg.learning_starts = 500  # warm-up steps: many episodes, many resets
+    data_cfg.memory_size = max(data_cfg.memory_size, 500)
+    batches = train_batches(data_cfg, None, 16, torch.Generator().manual_seed(0), model)
     drawn = []
     reset = batches.env.reset
 

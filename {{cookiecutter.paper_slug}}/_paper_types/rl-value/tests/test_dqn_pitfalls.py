@@ -76,7 +76,9 @@ def test_time_limit_ends_are_bootstrapped_and_terminal_ones_are_not(cfg, model, 
         model.q[-1].bias.fill_(10.0)
     gamma = cfg.data.gamma
     for env_id in (short_cartpole, cfg.data.env_id):
-        batches = collector(cfg, model, env_id=env_id, learning_starts=60, batch_size=64)
+        batches = collector(
+            cfg, model, env_id=env_id, learning_starts=60, batch_size=64, memory_size=1000
+        )
         batch = next(batches)
         memory = batches.memory
         with torch.no_grad():
@@ -155,7 +157,7 @@ def test_replay_samples_distinct_rows_spread_over_the_memory():
 
 
 def test_stored_next_state_is_what_the_environment_returned_for_that_action(cfg, model):
-    batches = collector(cfg, model, learning_starts=200)
+    batches = collector(cfg, model, learning_starts=200, memory_size=1000)  # no wrap-around
     next(batches)
     memory = batches.memory
     # Replay the first episode: its seed is the data generator's first draw.

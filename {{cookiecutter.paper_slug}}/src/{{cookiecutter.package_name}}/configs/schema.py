@@ -148,6 +148,16 @@ class TrainerConfig:
 
 
 @dataclass
+class ChecksConfig:
+    # What the sanity checks (tests/, the gauntlet) ask of the method; never how it
+    # trains. Raise a budget in the experiment that makes the model bigger, where
+    # memorising takes longer, rather than in the tests.
+    overfit_1: int = 200  # steps allowed to memorise 1 example
+    overfit_10: int = 600
+    overfit_100: int = 3000
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -157,6 +167,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     # Empty for a paper whose loss.py declares no PLAYERS: one player, the whole model.
     players: dict[str, PlayerConfig] = field(default_factory=dict)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
     seed: int = MISSING
     device: str = MISSING
 

@@ -75,10 +75,14 @@ def in_order(split, batch_size: int, device=None, num_workers: int = 0):
 
 
 def first(split, n: int):
-    """The split's first ``n`` examples, of the same kind: tensors sliced, or a
-    Dataset's Subset (read only when used)."""
+    """The split's first ``n`` examples, of the same kind: tensors sliced; a Dataset
+    that can cut itself (a ``first(n)`` method: engine/tokens.py's TokenWindows, whose
+    batches are drawn from its stream) cut; any other Dataset's Subset (read only
+    when used)."""
     if in_memory(split):
         return map_tensors(lambda tensor: tensor[:n], split)
+    if hasattr(split, "first"):
+        return split.first(n)
     return torch.utils.data.Subset(split, range(min(n, len(split))))
 
 

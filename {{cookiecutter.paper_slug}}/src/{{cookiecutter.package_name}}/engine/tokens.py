@@ -57,6 +57,14 @@ class TokenWindows(Dataset):
             "targets": self.stream[start + 1 : start + self.length + 1],
         }
 
+    def first(self, n: int) -> TokenWindows:
+        """The first ``n`` windows, as windows of a shorter stream (what a test that
+        trains on a few examples takes: random windows are then drawn among them)."""
+        n = min(n, len(self))
+        return TokenWindows(
+            self.stream[: (n - 1) * self.stride + self.length + 1], self.length, self.stride
+        )
+
     def tensors(self) -> dict[str, torch.Tensor]:
         """All windows as [len(self), length] tensors: views of the stream (unfold
         copies nothing), so holding every window costs no more than the stream."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import data as paper_data
 from ..data import train_batches
 from ..engine.batches import examples, in_memory, map_tensors, named_tensors
 from ..engine.runtime import plain, rng_states, set_rng_states
@@ -403,6 +404,80 @@ def split_statistics(batches, splits, permutations: int = 19, max_rows: int = 10
     return Verdict(True, "distance to training batches: " + "; ".join(compared))
 
 
+def targets_follow_examples(cfg, splits, batches, n: int = 64) -> Verdict:
+    """Every example keeps its own target: in the training batches and in a sample
+    of each split, the targets equal what ``data.source_targets`` reads for the same
+    examples from their source, without the Dataset (a label from the file's folder,
+    an annotation file).
+
+    A Dataset whose file list is shuffled or sorted apart from its label list, or
+    that maps class names to indices per split (a split missing a class shifts
+    every index after it), trains on or is scored against other examples' labels:
+    the loss still falls, on noise. Not applicable where data.py declares no
+    ``source_targets``: there is nothing independent to hold the targets against."""
+    source_targets = getattr(paper_data, "source_targets", None)
+    if source_targets is None:
+        return not_applicable(
+            "data.py declares no source_targets(cfg, split_name, examples): nothing "
+            "independent of the Dataset to hold each example's target against"
+        )
+    samples = [("train", named_tensors(batch)) for batch in batches]
+    for name, split in splits.items():
+        if name != "train":
+            samples.append(
+                (name, named_tensors(examples(split, n, torch.Generator().manual_seed(0))))
+            )
+    wrong, counted = [], 0
+    for name, sample in samples:
+        expected = named_tensors(source_targets(cfg.data, name, sample))
+        for key, truth in expected.items():
+            got = sample[key].to(truth.device)
+            mismatched = int(
+                (got.reshape(len(got), -1) != truth.reshape(len(truth), -1)).any(1).sum()
+            )
+            counted += len(got)
+            if mismatched:
+                wrong.append(f"{name} '{key}': {mismatched} of {len(got)}")
+    if wrong:
+        return Verdict(
+            False,
+            "targets differ from their source's for the same examples: " + "; ".join(wrong),
+        )
+    return Verdict(
+        True, f"{counted} targets of training batches and split samples as at their source"
+    )
+
+
+def evaluation_fixed(splits, n: int = 16) -> Verdict:
+    """Every evaluation split read twice gives the same examples, tensor for tensor.
+
+    A random transform left in a Dataset's ``__getitem__`` for every split (a crop,
+    a flip, noise), or one drawing from a global generator, makes each validation
+    score other examples than the last, and a test number that does not repeat.
+    Read twice, the same ``n`` examples must be equal. In-memory tensors are read
+    as they are, and cannot differ: the check is not applicable to them."""
+    compared, differ = [], []
+    for name, split in splits.items():
+        if name == "train" or in_memory(split):
+            continue
+        first, second = (
+            named_tensors(examples(split, n, torch.Generator().manual_seed(0))) for _ in range(2)
+        )
+        compared.append(name)
+        changed = [k for k in first if not torch.equal(first[k], second[k])]
+        if changed:
+            differ.append(f"{name}: {', '.join(changed)}")
+    if not compared:
+        return not_applicable("every evaluation split is tensors in memory, read as they are")
+    if differ:
+        return Verdict(
+            False,
+            f"read twice, {n} examples differ ({'; '.join(differ)}): evaluation examples are "
+            "transformed at random (an augmentation applied to every split)",
+        )
+    return Verdict(True, f"{n} examples of {', '.join(compared)} read twice: identical")
+
+
 # --- Training on real batches --------------------------------------------------------
 
 
@@ -475,9 +550,10 @@ def input_baseline(cfg, make_model, split, val, steps: int) -> Verdict:
 # --- A result too good to be true ---------------------------------------------------
 
 
-def paper_number(references: list[dict]) -> float | None:
-    """The paper's own value of the headline metric: the first ``number`` claim of
-    reference_numbers.yaml on it (on any split: ``test/bpc`` or ``bpc``)."""
+def paper_number(references: list[dict]) -> tuple[float, float] | None:
+    """The paper's own value of the headline metric and its tolerance: the first
+    ``number`` claim of reference_numbers.yaml on it (on any split: ``test/bpc`` or
+    ``bpc``); None when there is none."""
     for ref in references:
         metric = str(ref.get("metric", ""))
         if (
@@ -485,50 +561,42 @@ def paper_number(references: list[dict]) -> float | None:
             and "ablation" not in ref
             and metric.rpartition("/")[2] == HEADLINE_METRIC
         ):
-            return float(ref["paper"])
+            return float(ref["paper"]), float(ref.get("tolerance", 0.0))
     return None
 
 
-def too_good(value: float, steps: int, baselines: dict[str, float], paper: float | None) -> Verdict:
-    """After a short run (``steps`` steps: the input baseline's), the validation
-    headline ``value`` must not be better than the paper's own number by as much
-    as the paper is better than its best baseline.
+def too_good(
+    value: float, steps: int, paper: tuple[float, float] | None, baselines=None
+) -> Verdict:
+    """After a short run (``steps`` steps: the input baseline's, a tenth of the
+    configured run), the validation headline ``value`` must not be better than the
+    paper's own number beyond its tolerance.
 
-    The paper's number took the whole method and a whole run to reach, and its
-    distance from the best baseline (a bigram model, independent pixels) is what
-    the method buys. A short run that goes that far again past the paper has
-    learnt something no model can: the targets leaked into the inputs (targets
-    not shifted), a mask that lets a position see the future, a test set in the
-    training data. For a language model with a bigram at 3.3 and a paper at 2.3
-    bits per character, that is below 1.3 bits per character.
+    The paper's number took the whole method and a whole run; a tenth of the run
+    that beats it has learnt what no model can: the targets leaked into the inputs
+    (not shifted), a mask that lets a position see the future, val text in the
+    training split. Measured on the language model (paper 2.25 bits per character):
+    100 steps give 3.2 on correct code, 0.004 with unshifted targets and 1.5 with a
+    mask that shows each position its next character. The declared baselines
+    (``loss.baselines``) are reported beside it, not used as the bound: they are
+    scored on the same targets, and a leak breaks them too (with unshifted targets
+    the bigram got worse, which would have widened a bound built on it).
 
-    Not applicable without a baseline of the headline metric (``loss.baselines``)
-    or the paper's number on it (reference_numbers.yaml), or where the paper does
-    not beat its baseline (nothing then bounds the result)."""
-    if not baselines:
-        return not_applicable(
-            f"loss.baselines declares no baseline of {HEADLINE_METRIC}: nothing to measure "
-            "a result against (declare one, e.g. an n-gram model, independent pixels)"
-        )
+    Not applicable without a number claim on the headline in reference_numbers.yaml."""
     if paper is None:
         return not_applicable(
-            f"reference_numbers.yaml has no number claim on {HEADLINE_METRIC} (the paper's "
-            "value, `metric: test/<headline>, paper: ...`): nothing says what is possible"
+            f"reference_numbers.yaml has no number claim on {HEADLINE_METRIC} (`metric: "
+            "test/<headline>, paper: ..., tolerance: ...`): nothing says what is possible"
         )
+    number, tolerance = paper
     sign = 1 if HEADLINE_MODE == "max" else -1  # sign * x: larger is better
-    name, best = max(baselines.items(), key=lambda item: sign * item[1])
-    gain = sign * (paper - best)
-    if gain <= 0:
-        return not_applicable(
-            f"the paper's {HEADLINE_METRIC} {paper:.4g} does not beat its best baseline "
-            f"({name} {best:.4g}): nothing bounds a result"
-        )
-    limit = paper + sign * gain
+    limit = number + sign * tolerance
+    beside = ", ".join(f"{name} {v:.4g}" for name, v in (baselines or {}).items())
     return Verdict(
         sign * (value - limit) <= 0 and math.isfinite(value),
-        f"val {HEADLINE_METRIC} after {steps} steps: {value:.4g}; the paper's {paper:.4g}, "
-        f"{gain:.4g} better than the best baseline ({name} {best:.4g}); a short run past "
-        f"{limit:.4g} is too good to be true",
+        f"val {HEADLINE_METRIC} after {steps} steps: {value:.4g}, against the paper's "
+        f"{number:.4g} +- {tolerance:.3g} after the whole run"
+        + (f" (baselines: {beside})" if beside else ""),
     )
 
 
