@@ -29,7 +29,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent
 PAPER_TYPES = json.loads((TEMPLATE / "cookiecutter.json").read_text())["paper_type"]
 PKG = "attention_is_all_you_need"  # the default title's package
 # Longest first, so that two at a time finish together.
-ORDER = ["gan", "diffusion", "rl-value", "rl", "transformer", "generative", "vision"]
+ORDER = ["lm", "gan", "diffusion", "rl-value", "rl", "transformer", "generative", "vision"]
 BAD = ("OFF", "FAILS", "inconclusive", "missing")
 
 

@@ -183,6 +183,17 @@ TYPE_FILES = {
         "tests/test_gan_pitfalls.py",
         "tests/write_yourself.txt",
     },
+    "lm": {
+        f"src/{PKG}/configs/loss/char_nll.yaml",
+        f"src/{PKG}/configs/ablation/no_position_embedding.yaml",
+        f"src/{PKG}/configs/ablation/untied_head.yaml",
+        f"src/{PKG}/configs/ablation/short_context.yaml",
+        f"src/{PKG}/configs/data/stdlib_docs.yaml",
+        f"src/{PKG}/configs/trainer/default.yaml",
+        f"src/{PKG}/configs/model/gpt.yaml",
+        "tests/test_lm_pitfalls.py",
+        "tests/write_yourself.txt",
+    },
 }
 
 
@@ -204,11 +215,13 @@ def test_each_paper_type_bakes_exactly_its_files(cookies, paper_type):
 
 # The baked package's layers, bottom up: what each may import from the package.
 # engine/ knows nothing of the paper; the paper's modules use only each other and
-# the batch stream; the loop builds on both; judge/ may use everything.
+# the batch streams (engine/batches.py, and a language model's engine/tokens.py);
+# the loop builds on both; judge/ may use everything.
 PAPER = {"data", "model", "loss"}
+STREAMS = {"engine.batches", "engine.tokens"}
 LAYERS = {
     "engine": lambda target: target.startswith("engine."),
-    "paper": lambda target: target in PAPER or target == "engine.batches",
+    "paper": lambda target: target in PAPER or target in STREAMS,
     "configs": lambda target: target in PAPER or target.startswith("engine."),
     "loop": lambda target: not target.startswith("judge."),
     "judge": lambda target: True,
