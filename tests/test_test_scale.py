@@ -70,7 +70,9 @@ def model_size(project, *overrides: str) -> int:
         "print(sum(p.numel() for p in build_model(cfg.model, spec(cfg.data)).parameters()))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(project / "src")}
-    result = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env=env
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return int(result.stdout.split()[-1])
 
