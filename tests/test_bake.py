@@ -215,10 +215,11 @@ def test_each_paper_type_bakes_exactly_its_files(cookies, paper_type):
 
 # The baked package's layers, bottom up: what each may import from the package.
 # engine/ knows nothing of the paper; the paper's modules use only each other and
-# the batch streams (engine/batches.py, and a language model's engine/tokens.py);
+# the batch streams (engine/batches.py, engine/loader.py for files read by workers,
+# and a language model's engine/tokens.py);
 # the loop builds on both; judge/ may use everything.
 PAPER = {"data", "model", "loss"}
-STREAMS = {"engine.batches", "engine.tokens"}
+STREAMS = {"engine.batches", "engine.loader", "engine.tokens"}
 LAYERS = {
     "engine": lambda target: target.startswith("engine."),
     "paper": lambda target: target in PAPER or target in STREAMS,

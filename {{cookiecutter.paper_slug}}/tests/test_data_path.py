@@ -93,6 +93,13 @@ def test_every_example_keeps_its_own_target(cfg, drawn, splits):
     assert verdict.passed, verdict.measured
 
 
+def test_preprocessing_statistics_come_from_the_training_split(splits):
+    verdict = data_checks.statistics_from_train(splits)
+    if not verdict.applies:
+        pytest.skip(verdict.measured)
+    assert verdict.passed, verdict.measured
+
+
 def test_evaluation_examples_are_the_same_every_time_they_are_read(splits):
     verdict = data_checks.evaluation_fixed(splits)
     if not verdict.applies:
@@ -201,3 +208,30 @@ def test_the_target_check_fails_labels_shuffled_apart_from_their_examples(monkey
     assert not verdict.passed and "val 'labels'" in verdict.measured, verdict.measured
     verdict = data_checks.targets_follow_examples(cfg, {"train": split, "val": split}, [shuffled])
     assert not verdict.passed and "train 'labels'" in verdict.measured, verdict.measured
+
+
+def standardised_with(source: str) -> dict[str, dict[str, torch.Tensor]]:
+    """Three splits of images [N, 2, 3, 3] standardised per channel with the mean and
+    std of ``source`` ("train", "test", or "all")."""
+    generator = torch.Generator().manual_seed(0)
+    raw = {n: 3 + 2 * torch.rand(size, 2, 3, 3, generator=generator) for n, size in
+           [("train", 120), ("val", 30), ("test", 30)]}  # fmt: skip
+    pool = torch.cat(list(raw.values())) if source == "all" else raw[source]
+    mean, std = pool.mean(dim=(0, 2, 3), keepdim=True), pool.std(dim=(0, 2, 3), keepdim=True)
+    return {
+        n: {"inputs": (x - mean) / std, "targets": torch.arange(len(x))} for n, x in raw.items()
+    }
+
+
+def test_the_statistics_check_fails_statistics_taken_from_the_test_split_or_all_data():
+    honest = data_checks.statistics_from_train(standardised_with("train"))
+    assert honest.passed and honest.applies, honest.measured
+    from_test = data_checks.statistics_from_train(standardised_with("test"))
+    assert not from_test.passed and "computed on test" in from_test.measured, from_test.measured
+    from_all = data_checks.statistics_from_train(standardised_with("all"))
+    assert not from_all.passed and "train + val + test" in from_all.measured, from_all.measured
+    # Fixed constants (or none): nothing exact anywhere, so nothing to trace.
+    constants = {n: {**split, "inputs": split["inputs"] * 0.9 + 0.1}
+                 for n, split in standardised_with("train").items()}  # fmt: skip
+    verdict = data_checks.statistics_from_train(constants)
+    assert verdict.passed and not verdict.applies, verdict.measured

@@ -81,7 +81,7 @@ def test_the_gauntlet_command_passes_on_the_example(tmp_path, capsys):
     gauntlet.main([*TEST_SCALE, "--out", str(tmp_path), "--sizes", "1", "10"])
     checks = json.loads((tmp_path / "gauntlet.json").read_text())
     failed = [f"{c['name']}: {c['measured']}" for c in checks if not c["passed"]]
-    assert len(checks) == 20 and not failed, failed
+    assert len(checks) == 21 and not failed, failed
     not_applicable = {c["name"]: c["measured"] for c in checks if not c["applies"]}
     assert all(reason.startswith("n/a: ") for reason in not_applicable.values())
     overfits = "overfit 10" not in not_applicable  # a method may declare it n/a

@@ -53,6 +53,19 @@ def test_automatic_cpu_threads_take_the_cores_left_idle(
     assert pick_num_threads(3, Distributed())[0] == 3  # a number is used as is
 
 
+@pytest.mark.parametrize(("cores", "workers", "expected"), [(8, 2, 6), (2, 2, 1), (2, 1, 1)])
+def test_automatic_cpu_threads_leave_a_core_to_each_data_worker(
+    monkeypatch, cores, workers, expected
+):
+    # DataLoader workers decode while the model computes: on 2 cores, 2 workers and
+    # 2 threads trained the vision example 1.7x slower than 1 thread did.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: cores)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert pick_num_threads(None, Distributed(), data_workers=workers)[0] == expected
+
+
 def test_importing_the_package_takes_torchs_objects_out_of_the_collectors_reach():
     # __init__.py freezes what `import torch` leaves behind: the cyclic garbage
     # collector then no longer walks those ~250k objects in every full collection

@@ -303,7 +303,7 @@ def start_run(cfg: DictConfig, run_dir: Path) -> Run:
     # Before anything is built, so that a config the loop cannot run fails at once.
     check_recipe(tc, ddp.world_size)
     configured = player_settings(cfg)
-    threads, why = pick_num_threads(tc.num_threads, ddp)
+    threads, why = pick_num_threads(tc.num_threads, ddp, getattr(data_cfg, "num_workers", 0))
     torch.set_num_threads(threads)
     make_deterministic(tc.deterministic)
     generator = seed_everything(cfg.seed)  # the same on every process: same global batches

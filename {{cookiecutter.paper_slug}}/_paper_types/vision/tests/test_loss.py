@@ -55,9 +55,10 @@ def test_summary_writes_the_confusion_matrix(model, splits, tmp_path):
         for line in (tmp_path / "confusion.txt").read_text().splitlines()
     ]
     assert len(rows) == 10 and all(len(row) == 10 for row in rows)
-    assert sum(map(sum, rows)) == len(splits["val"]["targets"])
+    targets = torch.tensor([label for _, label in splits["val"].samples])
+    assert sum(map(sum, rows)) == len(targets)
     # Row sums are the class counts of the split, whatever the model predicts.
-    counts = torch.bincount(splits["val"]["targets"], minlength=10).tolist()
+    counts = torch.bincount(targets, minlength=10).tolist()
     assert [sum(row) for row in rows] == counts
     assert summary == {}  # the worst class's accuracy is a validation metric
 

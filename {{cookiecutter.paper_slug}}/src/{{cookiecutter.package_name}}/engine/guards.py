@@ -23,6 +23,10 @@ RESUMABLE_CHANGES = {
     "trainer.num_threads",
     "trainer.stall_warning_seconds",
     "trainer.test_checkpoint",  # which checkpoint reports test: not how training runs
+    # How many processes read the data: engine/loader.py's batches are the same for any.
+    "trainer.eval_num_workers",
+    "data.num_workers",
+    "data.prefetch_factor",
 }
 
 

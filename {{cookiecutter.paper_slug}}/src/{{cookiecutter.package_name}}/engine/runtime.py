@@ -175,15 +175,19 @@ def ranks_agree(model: torch.nn.Module, ddp: Distributed) -> bool:
     return all(torch.equal(mine, other) for other in everyone)
 
 
-def pick_num_threads(requested: int | None, ddp: Distributed) -> tuple[int, str]:
+def pick_num_threads(
+    requested: int | None, ddp: Distributed, data_workers: int = 0
+) -> tuple[int, str]:
     """CPU threads for torch's operators, and why (for the log).
 
     torch uses one thread per physical core by default. On a machine that is busy
     (other runs, a sweep, a browser), those threads wait on each other: a small
     model then trains 10-20x slower than with one thread. ``None`` (auto) takes
     the cores left idle by what already runs (the 1-minute load average), split
-    between this machine's processes under torchrun, at least 1 and at most
-    torch's default. A number is used as is.
+    between this machine's processes under torchrun, less the DataLoader workers
+    each process starts (``data_workers``: they decode while the model computes;
+    the vision example, 2 workers on 2 cores, trained in 12.7 s with 1 thread and
+    21.4 s with 2), at least 1 and at most torch's default. A number is used as is.
     """
     if requested:
         return requested, "trainer.num_threads"
@@ -191,6 +195,7 @@ def pick_num_threads(requested: int | None, ddp: Distributed) -> tuple[int, str]
     per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", ddp.world_size))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    idle = int(max(cores - load, 0) + 0.5) // per_machine
+    idle = int(max(cores - load, 0) + 0.5) // per_machine - data_workers
     threads = min(max(idle, 1), default)
-    return threads, f"auto: {cores} cores, load {load:.1f}, {per_machine} process(es)"
+    workers = f", {data_workers} data worker(s) each" if data_workers else ""
+    return threads, f"auto: {cores} cores, load {load:.1f}, {per_machine} process(es){workers}"

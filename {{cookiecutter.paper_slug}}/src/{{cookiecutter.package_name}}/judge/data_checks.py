@@ -26,6 +26,7 @@ the gauntlet both call them; each returns a ``Verdict``.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ import torch
 
 from .. import data as paper_data
 from ..data import train_batches
-from ..engine.batches import examples, in_memory, map_tensors, named_tensors
+from ..engine.batches import examples, in_memory, in_order, map_tensors, named_tensors, num_examples
 from ..engine.runtime import plain, rng_states, set_rng_states
 from ..loss import HEADLINE_METRIC, HEADLINE_MODE
 from .player_steps import optimisers, step_players
@@ -476,6 +477,105 @@ def evaluation_fixed(splits, n: int = 16) -> Verdict:
             "transformed at random (an augmentation applied to every split)",
         )
     return Verdict(True, f"{n} examples of {', '.join(compared)} read twice: identical")
+
+
+# --- Where preprocessing statistics come from -------------------------------------
+
+STANDARD_TOLERANCE = 1e-4  # float32 arithmetic leaves ~1e-6; a random split misses by ~1e-2
+
+
+def _moments(split, keys: list[str], max_batch: int = 1024) -> dict:
+    """Per float tensor of a split read whole and in order (a Dataset as evaluation
+    reads it: no augmentation): count, sum and sum of squares, in float64, over all
+    values ("all values") and per channel ("per channel": dim 1, a feature of
+    [N, F] or a channel of [N, C, ...])."""
+    totals: dict = {}
+    for batch in in_order(split, max_batch):
+        named = named_tensors(batch)
+        for key in keys:
+            t = named[key].detach().double().cpu()
+            views = {"all values": t.reshape(1, -1)}
+            if t.dim() >= 2:
+                views["per channel"] = t.transpose(0, 1).reshape(t.size(1), -1)
+            for how, v in views.items():
+                n, s, q = totals.get((key, how), (0, 0.0, 0.0))
+                totals[key, how] = (n + v.size(1), s + v.sum(1), q + (v * v).sum(1))
+    return totals
+
+
+def _standardised(n: int, total: torch.Tensor, squares: torch.Tensor) -> bool:
+    """Mean 0 and std 1 (or 0: a constant feature scaled to 0) in every component,
+    std 1 in at least one; the std with or without Bessel's correction."""
+    mean = total / n
+    variance = (squares / n - mean**2).clamp(min=0)
+    stds = [variance.sqrt(), (variance * n / max(n - 1, 1)).sqrt()]
+    tol = STANDARD_TOLERANCE
+    for std in stds:
+        one, zero = (std - 1).abs() < tol, std < tol
+        if (mean.abs() < tol).all() and (one | zero).all() and one.any():
+            return True
+    return False
+
+
+def statistics_from_train(splits, max_examples: int = 200_000) -> Verdict:
+    """The statistics preprocessing standardises with (a mean and a std) come from
+    the training split only.
+
+    Standardised with the training split's own mean and std, the training split's
+    values have mean exactly 0 and std exactly 1 (up to float rounding), per channel
+    or over all values, while val's and test's are only close. Statistics taken from
+    the test split, or from all the data, make *that* set exact instead: a leak of
+    the evaluation data into preprocessing, which inflates the score a little and
+    never shows in training. Every split and every union of splits is read whole
+    (Datasets in order, without augmentation) and tested for exactness, for every
+    float tensor; the check fails when some set other than the training split is
+    exactly standardised and the training split is not.
+
+    Not applicable when no set is standardised exactly (no standardisation, fixed
+    constants such as ImageNet's, a scaling to [-1, 1]): there are no statistics to
+    trace; or when the splits are too large to read whole here."""
+    probe = {
+        name: named_tensors(examples(split, 2) if not in_memory(split) else split)
+        for name, split in splits.items()
+    }
+    keys = [k for k, t in probe["train"].items() if t.is_floating_point()]
+    keys = [
+        k
+        for k in keys
+        if all(k in named and named[k].is_floating_point() for named in probe.values())
+    ]
+    if not keys:
+        return not_applicable("no float tensor in every split: no statistics to standardise with")
+    total = sum(num_examples(split) for split in splits.values())
+    if total > max_examples:
+        return not_applicable(f"{total} examples: too many to read whole in a check")
+    moments = {name: _moments(split, keys) for name, split in splits.items()}
+    names = list(splits)
+    unions = [c for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)]
+    exact: dict[tuple[str, ...], list[str]] = {}
+    for union in unions:
+        for key, how in moments[names[0]]:
+            parts = [moments[name][key, how] for name in union]
+            n = sum(p[0] for p in parts)
+            if _standardised(n, sum(p[1] for p in parts), sum(p[2] for p in parts)):
+                exact.setdefault(union, []).append(f"'{key}' {how}")
+    if ("train",) in exact:
+        return Verdict(
+            True, "the training split is standardised exactly: " + ", ".join(exact["train",])
+        )
+    if exact:
+        union, found = next(iter(exact.items()))
+        source = " + ".join(union)
+        return Verdict(
+            False,
+            f"{', '.join(found)} standardised exactly over {source}, not over train: the "
+            f"mean and std were computed on {source} (compute them on the training split "
+            "only and apply them unchanged to val and test)",
+        )
+    return not_applicable(
+        f"no split or union of splits has {', '.join(repr(k) for k in keys)} at mean 0 and "
+        "std 1 exactly: no statistics to trace (no standardisation, or fixed constants)"
+    )
 
 
 # --- Training on real batches --------------------------------------------------------

@@ -22,6 +22,7 @@ from the config and uses the project's own data, model, loss and optimiser:
     resume          a save/load of the data stream draws the same next batches
     targets follow examples  each example's target is its source's (data.source_targets)
     evaluation fixed  val/test examples read twice are the same (no random transform)
+    statistics from train  a standardisation's mean and std are the training split's
     split preprocessing  val/test statistics close to the training batches'
     input baseline  with inputs zeroed the model must do clearly worse (a dict of
                     inputs: its float tensors zeroed, integer conditions such as a
@@ -462,6 +463,13 @@ def data_path_checks(setup: Setup) -> list[Check]:
             "an augmentation (a random crop or flip, noise) applied to every split, or "
             "drawing from a global generator: apply it in train_batches (LoaderBatches' "
             "augment) only",
+        ),
+        data_check(
+            "statistics from train",
+            data_checks.statistics_from_train(setup.splits),
+            "standardised exactly on train only",
+            "the mean and std were computed on the test split, or on all the data: the "
+            "evaluation data leaks into preprocessing (compute them on train only)",
         ),
         data_check(
             "split preprocessing",

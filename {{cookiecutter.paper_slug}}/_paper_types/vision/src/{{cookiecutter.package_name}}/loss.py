@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from omegaconf import MISSING
 
+from .engine.batches import in_order
+
 # The number the example is judged by (PAPER.md), and the value train() returns.
 HEADLINE_METRIC = "acc"
 HEADLINE_MODE = "max"  # higher is better: best.pt and the sweep summaries rank by it
@@ -75,17 +77,20 @@ def expected_loss_at_init(data_spec: dict[str, int], batch, cfg) -> float:
     return math.log(data_spec["num_classes"])
 
 
-def confusion_matrix(model, split: dict[str, torch.Tensor]) -> torch.Tensor:
-    """[C, C] counts on the CPU: rows the true class, columns the predicted one."""
-    inputs = split["inputs"]
-    # In chunks, so that a large split fits in memory.
-    chunks = [model(inputs[i : i + 512]).argmax(dim=-1) for i in range(0, len(inputs), 512)]
-    predicted = torch.cat(chunks).cpu()
-    n = int(split["targets"].max()) + 1
+def confusion_matrix(model, split, num_workers: int = 0) -> torch.Tensor:
+    """[C, C] counts on the CPU: rows the true class, columns the predicted one.
+    The split read in order, in batches (in_order: slices of tensors in memory, or
+    a Dataset's files through a DataLoader with ``num_workers`` workers)."""
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else None
+    targets, predicted, n = [], [], 0
+    for batch in in_order(split, 512, device, num_workers):
+        logits = model(batch["inputs"])
+        predicted.append(logits.argmax(dim=-1).cpu())
+        targets.append(batch["targets"].cpu())
+        n = logits.size(-1)  # the number of classes (a split may lack some)
+    targets, predicted = torch.cat(targets), torch.cat(predicted)
     confusion = torch.zeros(n, n, dtype=torch.long)
-    confusion.index_put_(
-        (split["targets"].cpu(), predicted), torch.ones_like(predicted), accumulate=True
-    )
+    confusion.index_put_((targets, predicted), torch.ones_like(predicted), accumulate=True)
     return confusion
 
 
@@ -93,8 +98,9 @@ def split_metrics(model, split: dict[str, torch.Tensor], cfg) -> dict[str, float
     """Metrics of a whole split that are not a mean over its examples (evaluation
     adds them to metrics_fn's means, in training's validation and in eval.py): the
     accuracy of the worst class, which the overall accuracy averages away. One
-    forward pass over the split (~1 ms for the digits' validation split)."""
-    confusion = confusion_matrix(model, split)
+    forward pass over the split (~20 ms for the digits' validation files)."""
+    workers = cfg.trainer.get("eval_num_workers", 0) if cfg is not None else 0
+    confusion = confusion_matrix(model, split, workers)
     counts = confusion.sum(dim=1)
     present = counts > 0  # a class missing from the split has no accuracy
     per_class = confusion.diag()[present] / counts[present]
