@@ -196,6 +196,13 @@ FILE_DATASET_BUGS = {
         ".roll(int(torch.randint(-1, 2, ())), dims=2)",
         "tests/test_data_path.py::test_evaluation_examples_are_the_same_every_time_they_are_read",
     ),
+    # The mean and std of the test files standardise every split.
+    "normalisation statistics from the test split": (
+        "data.py",
+        'for f in sorted((root / "train").glob("*/*.npy"))])',
+        'for f in sorted((root / "test").glob("*/*.npy"))])',
+        "tests/test_data_path.py::test_preprocessing_statistics_come_from_the_training_split",
+    ),
 }
 
 
@@ -211,3 +218,54 @@ def test_the_generic_checks_pass_on_a_method_whose_splits_are_files_read_by_work
             "tests/test_gauntlet.py", "tests/test_loader.py", "tests/test_overfit.py"]  # fmt: skip
     passed(run([*PYTEST, *slow], cwd=project))
     each_bug_is_caught(project, FILE_DATASET_BUGS)
+
+
+# The classic data bugs of a reproduction that reads image files, planted in the
+# bundled vision example's data.py (PNG files in an ImageFolder tree, 2 workers):
+# each turns a generic test red, not only the example's own. Two of them need a
+# directory listing in no particular order: what Linux's ext4 and tmpfs give (macOS's
+# APFS lists sorted, which hides them there: the bugs that pass on one machine).
+LISTED = '        return [(path, class_index[path.parent.name]) for path in sorted(folder.glob("*/*.png"))]'
+VISION_DATA_BUGS = {
+    # The training shift left in the Dataset: every split, from torch's generator.
+    "random shift applied to every split": (
+        "data.py",
+        '            "inputs": (read_image(path) - self.mean) / self.std,',
+        '            "inputs": random_shift((read_image(path) - self.mean) / self.std, 1, '
+        "torch.default_generator),",
+        "tests/test_data_path.py::test_evaluation_examples_are_the_same_every_time_they_are_read",
+    ),
+    # Each split numbers the classes in its own directory listing's order.
+    "class map built per split from an unsorted listing": (
+        "data.py",
+        LISTED,
+        "        own = {name: i for i, name in enumerate(os.listdir(folder))}\n"
+        '        return [(path, own[path.parent.name]) for path in sorted(folder.glob("*/*.png"))]',
+        "tests/test_data_path.py::test_every_example_keeps_its_own_target",
+    ),
+    "normalisation statistics from the test split": (
+        "data.py",
+        '    mean, std = channel_statistics(samples["train"])',
+        '    mean, std = channel_statistics(samples["test"])',
+        "tests/test_data_path.py::test_preprocessing_statistics_come_from_the_training_split",
+    ),
+    "normalisation statistics from all the data": (
+        "data.py",
+        '    mean, std = channel_statistics(samples["train"])',
+        '    mean, std = channel_statistics(samples["train"] + samples["val"] + samples["test"])',
+        "tests/test_data_path.py::test_preprocessing_statistics_come_from_the_training_split",
+    ),
+    # Labels listed in the directory's order, files sorted: paired apart.
+    "paths and labels shuffled apart": (
+        "data.py",
+        LISTED,
+        '        labels = [class_index[p.parent.name] for p in folder.glob("*/*.png")]\n'
+        '        return list(zip(sorted(folder.glob("*/*.png")), labels))',
+        "tests/test_data_path.py::test_every_example_keeps_its_own_target",
+    ),
+}
+
+
+def test_data_bugs_planted_in_the_vision_example_turn_a_generic_test_red(cookies):
+    project = bake_ok(cookies, paper_type="vision")
+    each_bug_is_caught(project, VISION_DATA_BUGS)

@@ -171,19 +171,32 @@ def test_a_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "two-data-workers"])
 def test_sigkill_then_the_same_command_with_resume_matches_an_uninterrupted_run(
-    tmp_path, run_train_command
+    tmp_path, run_train_command, cfg, workers
 ):
     """The real thing: the command line, a SIGKILL at a random-ish step, a restart.
     The run that is killed is a process of its own; the uninterrupted run and the
     restart run in this process (conftest.run_train_command). The tiny experiment:
-    what is tested is the command line and the checkpoint, not the model."""
+    what is tested is the command line and the checkpoint, not the model.
+
+    Where the data config has ``num_workers`` (splits read from files by DataLoader
+    workers), again with two workers: they load batches ahead of the loop, which
+    the kill throws away, and a small data set's epochs end within the run (the
+    vision example's: every 20 steps, so the kill lands mid-epoch)."""
+    from conftest import TEST_SCALE  # the scale every test runs at
+
+    readers = []
+    if workers:
+        if "num_workers" not in cfg.data:
+            pytest.skip("n/a: the data config has no num_workers: no DataLoader workers")
+        readers = [f"data.num_workers={workers}"]
 
     def arguments(run_dir, *extra):
         return [
-            "experiment=tiny", "trainer.max_steps=40", "trainer.eval_every=5",
+            *TEST_SCALE, "trainer.max_steps=40", "trainer.eval_every=5",
             "trainer.log_every=5", "trainer.tensorboard=false", "trainer.plot=false",
-            f"hydra.run.dir={run_dir}", *extra,
+            f"hydra.run.dir={run_dir}", *readers, *extra,
         ]  # fmt: skip
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
