@@ -249,6 +249,7 @@ def test_every_third_party_import_is_a_declared_dependency(baked):
     distribution = {
         "hydra": "hydra-core",
         "sklearn": "scikit-learn",
+        "PIL": "pillow",
         "yaml": "PyYAML",
         "submitit": "hydra-submitit-launcher",
     }

@@ -90,6 +90,7 @@ def spec(cfg) -> dict[str, int]:
 
 # --- Writing the image files (once) -------------------------------------------------
 
+
 {% include "_paper_types/_shared/read_digits.py" %}
 
 def write_image_folder(root: Path) -> None:
