@@ -230,6 +230,14 @@ def test_the_statistics_check_fails_statistics_taken_from_the_test_split_or_all_
     assert not from_test.passed and "computed on test" in from_test.measured, from_test.measured
     from_all = data_checks.statistics_from_train(standardised_with("all"))
     assert not from_all.passed and "train + val + test" in from_all.measured, from_all.measured
+    # Each tensor on its own: a target standardised honestly hides no leaking input.
+    mixed = {n: {**split, "scores": split["inputs"][:, 0, 0, 0].clone()}
+             for n, split in standardised_with("test").items()}  # fmt: skip
+    train_scores = mixed["train"]["scores"]
+    for split in mixed.values():
+        split["scores"] = (split["scores"] - train_scores.mean()) / train_scores.std()
+    verdict = data_checks.statistics_from_train(mixed)
+    assert not verdict.passed and "'inputs'" in verdict.measured, verdict.measured
     # Fixed constants (or none): nothing exact anywhere, so nothing to trace.
     constants = {n: {**split, "inputs": split["inputs"] * 0.9 + 0.1}
                  for n, split in standardised_with("train").items()}  # fmt: skip
