@@ -211,7 +211,8 @@ def source_targets(cfg, split_name: str, examples: dict) -> dict[str, torch.Tens
     root = Path(cfg.root).expanduser()
     classes = sorted(entry.name for entry in (root / "train").iterdir() if entry.is_dir())
     files = [path for path, _ in split_samples(cfg)[split_name]]
-    return {"targets": torch.tensor([classes.index(files[i].parent.name) for i in examples["index"].tolist()])}  # fmt: skip
+    labels = [classes.index(files[i].parent.name) for i in examples["index"].tolist()]
+    return {"targets": torch.tensor(labels)}
 
 
 # --- Training batches ----------------------------------------------------------------
